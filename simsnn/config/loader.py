@@ -1,0 +1,108 @@
+"""Load any simsnn config file: safe YAML, dispatch on ``kind``, one clear error on bad input."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from simsnn.errors import ConfigError
+
+try:  # the C loader is much faster; both are safe loaders
+    _Loader = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - pyyaml built without libyaml
+    _Loader = yaml.SafeLoader
+
+# kind -> zero-argument factory returning the pydantic model class (import lazily)
+_KINDS: dict[str, Callable[[], type[BaseModel]]] = {}
+
+
+def register_kind(kind: str, factory: Callable[[], type[BaseModel]]) -> None:
+    """Make ``kind`` loadable by :func:`load_config` and checkable by ``simsnn check``."""
+    _KINDS[kind] = factory
+
+
+def known_kinds() -> list[str]:
+    return sorted(_KINDS)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with the safe loader; errors name the file (and line)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), "", f"cannot read file: {exc}") from None
+    try:
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(path), "", f"invalid YAML: {where}{problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "", "expected a YAML mapping at the top level")
+    return data
+
+
+def format_loc(loc: tuple) -> str:
+    """('layers', 2, 'dense', 'units') -> 'layers[2].units' (drops union tags)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("dense", "conv2d", "avgpool2d", "flatten") and out.endswith("]"):
+            continue  # discriminated-union tag, not a field
+        elif isinstance(part, str) and part.startswith("function-"):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def validate(model: type[BaseModel], data: dict[str, Any], source: str) -> BaseModel:
+    """Validate ``data`` against ``model``; the first error becomes a :class:`ConfigError`."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        elif err["type"] == "literal_error" and "input" in err:
+            msg = f"{msg}, got {err['input']!r}"
+        msg = msg.removeprefix("Value error, ")
+        more = len(exc.errors()) - 1
+        if more:
+            msg += f" (and {more} more error{'s' if more > 1 else ''})"
+        raise ConfigError(source, format_loc(tuple(err["loc"])), msg) from None
+
+
+def load_config(path: str | Path, expect: str | None = None) -> BaseModel:
+    """Load and validate a config file of any registered kind (or only ``expect``)."""
+    data = read_yaml(path)
+    source = str(path)
+    kind = data.get("kind")
+    if "version" not in data:
+        raise ConfigError(source, "version", "required field is missing (format version)")
+    if kind is None:
+        raise ConfigError(source, "kind", f"required field is missing; one of {known_kinds()}")
+    if kind not in _KINDS:
+        raise ConfigError(source, "kind", f"unknown kind {kind!r}; expected one of "
+                          f"{known_kinds()}")
+    if expect is not None and kind != expect:
+        raise ConfigError(source, "kind", f"expected a {expect!r} file, got {kind!r}")
+    return validate(_KINDS[kind](), data, source)
+
+
+def _network_model() -> type[BaseModel]:
+    from simsnn.config.network import NetworkConfig
+    return NetworkConfig
+
+
+register_kind("network", _network_model)
