@@ -10,12 +10,26 @@ from pathlib import Path
 import numpy as np
 
 from simsnn.config.network import (
-    AggregatorConfig, AvgPool2dLayerConfig, Conv2dLayerConfig, DenseLayerConfig, FlattenLayerConfig,
-    GateConfig, NetworkConfig,
+    AggregatorConfig,
+    AvgPool2dLayerConfig,
+    Conv2dLayerConfig,
+    DenseLayerConfig,
+    FlattenLayerConfig,
+    GateConfig,
+    NetworkConfig,
 )
 from simsnn.errors import ConfigError
 from simsnn.network import (
-    Aggregator, AnyNetwork, AvgPool2d, Conv2d, Dense, Ensemble, Flatten, Gate, Layer, Network,
+    Aggregator,
+    AnyNetwork,
+    AvgPool2d,
+    Conv2d,
+    Dense,
+    Ensemble,
+    Flatten,
+    Gate,
+    Layer,
+    Network,
     is_synaptic,
 )
 from simsnn.neurons import NeuronParams
@@ -134,7 +148,7 @@ def build_network(cfg: NetworkConfig, source: str = "<python>",
     if cfg.family == "task_specialized":
         members, classes, scales = [], [], []
         for m, task in enumerate(cfg.tasks or []):
-            layers = _build_layers(cfg, f"m{m}.", task.scale, len(task.classes), None, source)
+            layers = _build_layers(cfg, "", task.scale, len(task.classes), None, source)
             members.append(Network(f"{cfg.name}.m{m}", "dense", common["input_shape"],
                                    cfg.input.coding, cfg.timesteps, len(task.classes), layers,
                                    weight_dtype=cfg.weight_dtype, seed=cfg.seed + m))

@@ -10,7 +10,14 @@ import numpy as np
 from simsnn import kernels
 from simsnn.errors import NetworkError
 from simsnn.network import (
-    AnyNetwork, AvgPool2d, Conv2d, Dense, Ensemble, Flatten, Gate, Network,
+    AnyNetwork,
+    AvgPool2d,
+    Conv2d,
+    Dense,
+    Ensemble,
+    Flatten,
+    Gate,
+    Network,
 )
 from simsnn.trace import SpikeTrace
 
@@ -21,7 +28,8 @@ def encode(inputs: np.ndarray, timesteps: int, coding: str, seed: int = 0) -> np
     """(B, *shape) -> (B, T, *shape) float32 input events (direct: repeated; rate: Bernoulli)."""
     x = np.asarray(inputs, dtype=_F32)
     if coding == "direct":
-        return np.ascontiguousarray(np.broadcast_to(x[:, None], (x.shape[0], timesteps) + x.shape[1:]))
+        shape = (x.shape[0], timesteps) + x.shape[1:]
+        return np.ascontiguousarray(np.broadcast_to(x[:, None], shape))
     rng = np.random.default_rng(seed)
     p = np.clip(x, 0.0, 1.0)
     return (rng.random((x.shape[0], timesteps) + x.shape[1:]) < p[:, None]).astype(_F32)
@@ -106,8 +114,9 @@ def _check_input(net: AnyNetwork, inputs: np.ndarray) -> np.ndarray:
         if x.ndim == 2 and int(np.prod(shape)) == x.shape[1]:
             x = x.reshape((x.shape[0],) + shape)
         else:
-            raise NetworkError(f"{net.name} expects inputs of shape [B, {', '.join(map(str, shape))}]"
-                               f", got {list(x.shape)}")
+            dims = ", ".join(map(str, shape))
+            raise NetworkError(f"{net.name} expects inputs of shape [B, {dims}], got "
+                               f"{list(x.shape)}")
     if not net.has_weights:
         raise NetworkError(f"{net.name} has no weights (init: none); it can be used for "
                            f"footprint and synthetic traces only")
@@ -148,8 +157,8 @@ def run_network(net: AnyNetwork, inputs: np.ndarray, timesteps: int | None = Non
     """Run ``net`` on ``inputs`` (B, *input_shape); return (class scores (B, C), trace or None).
 
     ``inputs`` may also be pre-encoded events (B, T, *input_shape), used as they are (the gate
-    then reads their mean over time). ``timesteps`` defaults to the network's own; ``labels`` are stored in the trace (and needed
-    by an oracle gate); ``seed`` drives rate coding.
+    then reads their mean over time). ``timesteps`` defaults to the network's own; ``labels``
+    are stored in the trace (and needed by an oracle gate); ``seed`` drives rate coding.
     """
     T = int(timesteps or net.timesteps)
     x = _check_input(net, inputs)

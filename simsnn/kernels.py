@@ -67,14 +67,14 @@ def conv_spiking(x, w, bias, active, stride, pad, ho, wo,
     positions it reaches, in ascending (c, y, x) order.
     """
     B, T, C, H, W = x.shape
-    O, _, K, _ = w.shape
-    spikes = np.zeros((B, T, O, ho, wo), dtype=np.uint8)
-    cur = np.empty((O, ho, wo), dtype=np.float32)
-    v = np.empty((O, ho, wo), dtype=np.float32)
+    n_oc, _, K, _ = w.shape
+    spikes = np.zeros((B, T, n_oc, ho, wo), dtype=np.uint8)
+    cur = np.empty((n_oc, ho, wo), dtype=np.float32)
+    v = np.empty((n_oc, ho, wo), dtype=np.float32)
     for b in range(B):
         v[:] = 0.0
         for t in range(T):
-            for o in range(O):
+            for o in range(n_oc):
                 cur[o] = bias[o]
             for c in range(C):
                 for y in range(H):
@@ -96,9 +96,9 @@ def conv_spiking(x, w, bias, active, stride, pad, ho, wo,
                                 ox = nx // stride
                                 if ox >= wo:
                                     continue
-                                for o in range(O):
+                                for o in range(n_oc):
                                     cur[o, oy, ox] += a * w[o, c, ky, kx]
-            for o in range(O):
+            for o in range(n_oc):
                 if not active[b, o]:
                     continue
                 for oy in range(ho):

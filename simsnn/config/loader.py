@@ -105,4 +105,10 @@ def _network_model() -> type[BaseModel]:
     return NetworkConfig
 
 
+def _experiment_model() -> type[BaseModel]:
+    from simsnn.config.experiment import ExperimentConfig
+    return ExperimentConfig
+
+
 register_kind("network", _network_model)
+register_kind("experiment", _experiment_model)

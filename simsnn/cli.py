@@ -1,0 +1,270 @@
+"""The ``simsnn`` command line. User mistakes print one line and exit with status 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from simsnn.errors import ConfigError, SimsnnError
+
+
+def _load_net(ref: str, dt: float | None = None):
+    from simsnn.loading import load_network
+    return load_network(ref, dt=dt)
+
+
+def _emit(obj: dict, path: str | None) -> None:
+    from simsnn.experiment import json_ready
+    from simsnn.io import write_json_atomic
+    if path:
+        write_json_atomic(path, json_ready(obj))
+    else:
+        print(json.dumps(json_ready(obj), indent=2))
+
+
+def cmd_check(args) -> int:
+    from simsnn.config.loader import load_config
+    for f in args.files:
+        cfg = load_config(f)
+        if cfg.kind == "network":  # also build it: shapes, weights file
+            _load_net(f)
+        print(f"{f}: ok ({cfg.kind})")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from simsnn.config.loader import load_config
+    from simsnn.experiment import format_table, run_experiment
+    cfg = load_config(args.config, expect="experiment")
+    result = run_experiment(cfg, args.config, progress=not args.quiet)
+    print(format_table(result))
+    if args.json:
+        _emit(result, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_footprint(args) -> int:
+    from simsnn.footprint import footprint
+    from simsnn.trace import load_trace
+    net = _load_net(args.network, args.dt)
+    fp = footprint(net, load_trace(args.trace) if args.trace else None)
+    if args.json:
+        _emit(fp, None if args.json == "-" else args.json)
+        return 0
+    for row in fp["layers"]:
+        state = row["membrane_bytes"] + row["spike_buffer_bytes"]
+        print(f"{row['name']:<16} {row['type']:<10} params {row['params']:>10,}  weights "
+              f"{row['weight_bytes']:>10,} B  state {state:>8,} B")
+    t = fp["touched_weight_bytes"]
+    print(f"total {fp['total_bytes']:,} B (weights {fp['weight_bytes']:,} B, state "
+          f"{fp['state_bytes']:,} B); params {fp['params']:,}; weights touched per inference: "
+          f"mean {t['mean']:,.0f} B, max {t['max']:,} B over {t['over']}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from simsnn.datasets import load_dataset
+    from simsnn.inference import run_network
+    net = _load_net(args.network, args.dt)
+    ds = load_dataset(args.data, seed=args.seed)
+    x, y = (ds.x_test, ds.y_test) if args.split == "test" else (ds.x_train, ds.y_train)
+    if args.samples:
+        x, y = x[: args.samples], y[: args.samples]
+    scores, _ = run_network(net, x, labels=y, seed=args.seed)
+    acc = float((scores.argmax(1) == y).mean())
+    print(f"{net.name}: accuracy {100 * acc:.2f} % on {len(y)} {args.data} {args.split} samples")
+    return 0
+
+
+def cmd_trace(args) -> int:
+    from simsnn.trace import load_trace
+    if args.trace_cmd == "info":
+        tr = load_trace(args.file)
+        print(f"{args.file}: network {tr.network} ({tr.family}), {tr.n_samples} samples x "
+              f"{tr.timesteps} steps, source {tr.meta.get('source', '?')}")
+        for name, rate in tr.rates().items():
+            print(f"  {name:<20} units {tr.layers[name].shape[2]:>7}  rate {rate:.4f}")
+        if tr.gate_groups is not None:
+            print(f"  gate: {tr.gate_groups.shape[1]} groups, mean open "
+                  f"{tr.gate_groups.sum(1).mean():.2f}")
+        if tr.accuracy() is not None:
+            print(f"  accuracy {100 * tr.accuracy():.2f} %")
+        if args.network:
+            from simsnn.metrics import neurobench_metrics
+            _emit(neurobench_metrics(_load_net(args.network, args.dt), tr), None)
+        return 0
+    if args.trace_cmd == "record":
+        from simsnn.datasets import load_dataset
+        from simsnn.inference import run_network
+        net = _load_net(args.network, args.dt)
+        ds = load_dataset(args.data, seed=args.seed)
+        x, y = (ds.x_test, ds.y_test) if args.split == "test" else (ds.x_train, ds.y_train)
+        if args.samples:
+            x, y = x[: args.samples], y[: args.samples]
+        _, tr = run_network(net, x, record=True, labels=y, seed=args.seed)
+    elif args.trace_cmd == "synth":
+        from simsnn.synth import SynthParams, synthesize_trace
+        net = _load_net(args.network, args.dt)
+        try:
+            params = SynthParams(samples=args.samples or 100, input_rate=args.input_rate,
+                                 rate=args.rate, burstiness=args.burstiness,
+                                 heterogeneity=args.heterogeneity,
+                                 gate_accuracy=args.gate_accuracy, seed=args.seed)
+        except ValueError as exc:
+            raise ConfigError("command line", "", str(exc)) from None
+        tr = synthesize_trace(net, params)
+    else:  # import
+        from simsnn.spike_import import import_spikes_file
+        net = _load_net(args.network, args.dt) if args.network else None
+        tr = import_spikes_file(args.file, net)
+    tr.save(args.output)
+    print(f"wrote {args.output}: {tr.n_samples} samples, {len(tr.layers)} layers")
+    return 0
+
+
+def cmd_nir(args) -> int:
+    from simsnn.nir_io import export_nir
+    net = _load_net(args.network, args.dt)
+    export_nir(net, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from simsnn.loading import MODELS_DIR, shipped_models
+    if args.models_cmd == "list":
+        for name in shipped_models():
+            print(name)
+        return 0
+    from simsnn.train.shipped import regenerate_shipped
+    out = Path(args.output) if args.output else MODELS_DIR
+    regenerate_shipped(out_dir=out, epochs=args.epochs, seed=args.seed, threads=args.threads)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from simsnn.build import save_weights
+    from simsnn.config.loader import load_config
+    from simsnn.datasets import load_dataset
+    from simsnn.train.trainer import train_network
+    cfg = load_config(args.config, expect="network")
+    ds = load_dataset(args.data, seed=args.seed)
+    net, history = train_network(cfg, ds, epochs=args.epochs, seed=args.seed)
+    save_weights(net, args.output)
+    print(f"wrote {args.output}; final {history}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="simsnn", description="Simulate and compare dense, "
+                                "task-specialized and per-layer gated SNNs on hardware models.")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def net_args(sp, trace=False):
+        sp.add_argument("network", help="network YAML, NIR file or shipped model name")
+        sp.add_argument("--dt", type=float, default=None, help="time step for NIR files")
+
+    s = sub.add_parser("check", help="validate config files of any kind")
+    s.add_argument("files", nargs="+")
+    s.set_defaults(fn=cmd_check)
+
+    s = sub.add_parser("run", help="run an experiment file and print the comparison")
+    s.add_argument("config")
+    s.add_argument("--json", metavar="OUT", help="also write the result JSON here")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("footprint", help="static and per-inference memory footprint")
+    net_args(s)
+    s.add_argument("--trace", help="gate decisions from this trace file")
+    s.add_argument("--json", nargs="?", const="-", help="print (or write to a file) JSON")
+    s.set_defaults(fn=cmd_footprint)
+
+    s = sub.add_parser("evaluate", help="test accuracy of a network on an offline dataset")
+    net_args(s)
+    s.add_argument("--data", default="mnist")
+    s.add_argument("--split", choices=["train", "test"], default="test")
+    s.add_argument("--samples", type=int)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("trace", help="record, synthesize, import or inspect spike traces")
+    tsub = s.add_subparsers(dest="trace_cmd", required=True, metavar="ACTION")
+    r = tsub.add_parser("record", help="run a network on a dataset and record its trace")
+    net_args(r)
+    r.add_argument("--data", default="mnist")
+    r.add_argument("--split", choices=["train", "test"], default="test")
+    r.add_argument("--samples", type=int)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("-o", "--output", required=True)
+    r = tsub.add_parser("synth", help="synthetic trace from firing statistics")
+    net_args(r)
+    r.add_argument("--samples", type=int, default=100)
+    r.add_argument("--rate", type=float, default=0.1)
+    r.add_argument("--input-rate", type=float, default=0.2)
+    r.add_argument("--burstiness", type=float, default=0.0)
+    r.add_argument("--heterogeneity", type=float, default=0.0)
+    r.add_argument("--gate-accuracy", type=float, default=1.0)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("-o", "--output", required=True)
+    r = tsub.add_parser("import", help="import per-layer spike arrays ([T,N] or [T,B,N]) "
+                        "from an NPZ file")
+    r.add_argument("file")
+    r.add_argument("--network", help="check names and sizes against this network")
+    r.add_argument("--dt", type=float, default=None)
+    r.add_argument("-o", "--output", required=True)
+    r = tsub.add_parser("info", help="summarize a trace file")
+    r.add_argument("file")
+    r.add_argument("--network", help="also print NeuroBench metrics for this network")
+    r.add_argument("--dt", type=float, default=None)
+    for r in tsub.choices.values():
+        r.set_defaults(fn=cmd_trace)
+
+    s = sub.add_parser("nir", help="export a dense network to a NIR file")
+    s.add_argument("action", choices=["export"])
+    net_args(s)
+    s.add_argument("-o", "--output", required=True)
+    s.set_defaults(fn=cmd_nir)
+
+    s = sub.add_parser("models", help="list or regenerate the shipped pretrained models")
+    msub = s.add_subparsers(dest="models_cmd", required=True, metavar="ACTION")
+    msub.add_parser("list").set_defaults(fn=cmd_models)
+    r = msub.add_parser("regenerate", help="retrain the shipped models (needs simsnn[train])")
+    r.add_argument("--epochs", type=int, default=None)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--threads", type=int, default=2)
+    r.add_argument("-o", "--output", help="folder (default: the package's models folder)")
+    r.set_defaults(fn=cmd_models)
+
+    s = sub.add_parser("train", help="train a network config (needs simsnn[train])")
+    s.add_argument("config")
+    s.add_argument("--data", default="mnist")
+    s.add_argument("--epochs", type=int, default=10)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-o", "--output", required=True, help="weights NPZ to write")
+    s.set_defaults(fn=cmd_train)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except SimsnnError as exc:
+        print(f"simsnn: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        extra = {"torch": "train", "nir": "nir", "mlxtend": "data", "sklearn": "data",
+                 "matplotlib": "plot"}.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"simsnn: error: this command needs the optional package {exc.name!r}: "
+              f"pip install 'simsnn[{extra}]'", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
