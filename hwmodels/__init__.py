@@ -2,6 +2,6 @@
 
 This package never imports ``simsnn``; it is useful for any trace of accesses.
 """
-from hwmodels.units import parse_quantity, UnitError
+from hwmodels.units import UnitError, parse_quantity
 
 __all__ = ["parse_quantity", "UnitError"]
