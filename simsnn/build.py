@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from simsnn.config.network import (
     NetworkConfig,
 )
 from simsnn.errors import ConfigError
+from simsnn.io import atomic_path
 from simsnn.network import (
     Aggregator,
     AnyNetwork,
@@ -274,13 +273,5 @@ def save_weights(net: AnyNetwork, path: str | Path, dtype: str = "float16") -> N
         arrays[key] = np.asarray(value).astype(dtype)
     meta = {"format": WEIGHTS_FORMAT, "version": WEIGHTS_VERSION, "network": net.name}
     arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from simsnn.errors import TraceFormatError
+from simsnn.io import atomic_path
 
 TRACE_FORMAT = "simsnn-trace"
 TRACE_VERSION = 1
@@ -101,28 +100,21 @@ def save_trace(trace: SpikeTrace, path: str | Path) -> None:
         if value is not None:
             datasets[f"samples/{key}"] = (np.asarray(value, dtype=np.int64), {})
     checksums = {k: _digest(a) for k, (a, _) in datasets.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".h5.tmp")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = TRACE_FORMAT
-            f.attrs["version"] = TRACE_VERSION
-            f.attrs["network"] = trace.network
-            f.attrs["family"] = trace.family
-            f.attrs["timesteps"] = trace.timesteps
-            f.attrs["n_samples"] = trace.n_samples
-            f.attrs["n_layers"] = len(trace.layers)
-            f.attrs["meta"] = json.dumps(trace.meta, sort_keys=True)
-            f.attrs["checksums"] = json.dumps(checksums, sort_keys=True)
-            for key, (arr, attrs) in datasets.items():
-                ds = f.create_dataset(key, data=arr, compression="gzip", compression_opts=4,
-                                      shuffle=True)
-                for k, v in attrs.items():
-                    ds.attrs[k] = v
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = TRACE_FORMAT
+        f.attrs["version"] = TRACE_VERSION
+        f.attrs["network"] = trace.network
+        f.attrs["family"] = trace.family
+        f.attrs["timesteps"] = trace.timesteps
+        f.attrs["n_samples"] = trace.n_samples
+        f.attrs["n_layers"] = len(trace.layers)
+        f.attrs["meta"] = json.dumps(trace.meta, sort_keys=True)
+        f.attrs["checksums"] = json.dumps(checksums, sort_keys=True)
+        for key, (arr, attrs) in datasets.items():
+            ds = f.create_dataset(key, data=arr, compression="gzip", compression_opts=4,
+                                  shuffle=True)
+            for k, v in attrs.items():
+                ds.attrs[k] = v
 
 
 def load_trace(path: str | Path) -> SpikeTrace:
