@@ -1,0 +1,176 @@
+"""Pydantic schema of hardware description files (``kind: hardware``).
+
+Human units ("32 KiB", "3.6 GHz", "1.3 nJ", "25.6 GB/s", "90 ns") are parsed here, at the edge;
+the validated models hold SI floats (bytes, hertz, joules, seconds, watts, bytes per second).
+Every energy figure is a :class:`Priced` value carrying its provenance.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, model_validator
+
+from hwmodels.units import UnitError, parse_quantity
+
+FORMAT_VERSION = 1
+
+
+def _quantity(dimension: str):
+    def parse(v: Any) -> float:
+        try:
+            return parse_quantity(v, dimension)
+        except UnitError as exc:
+            raise ValueError(str(exc)) from None
+    return BeforeValidator(parse)
+
+
+Bytes = Annotated[float, _quantity("bytes")]
+Hertz = Annotated[float, _quantity("hertz")]
+Joules = Annotated[float, _quantity("joules")]
+Seconds = Annotated[float, _quantity("seconds")]
+Watts = Annotated[float, _quantity("watts")]
+BytesPerSecond = Annotated[float, _quantity("bytes_per_second")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Priced(Strict):
+    """An energy per action with the source it comes from."""
+
+    energy: Joules = Field(ge=0.0, description="Energy per action, e.g. '0.9 pJ'.")
+    source: str = Field(min_length=1, description="Where the number comes from (paper, "
+                        "technology node, per-bit or per-access).")
+
+
+class PricedPower(Strict):
+    """A static power with the source it comes from."""
+
+    power: Watts = Field(ge=0.0, description="Static (leakage or background) power, e.g. '0.5 W'.")
+    source: str = Field(min_length=1)
+
+
+class CoreSpec(Strict):
+    """The compute cores: how many, how fast, and the cost of each operation in cycles."""
+
+    count: PositiveInt = Field(description="Cores available to the workload.")
+    frequency: Hertz = Field(gt=0.0, description="Clock frequency, e.g. '3.6 GHz'.")
+    simd_width: PositiveInt = Field(1, description="Synaptic accumulates / neuron updates done "
+                                    "per instruction (vector lanes for the weight dtype).")
+    cycles_per_synop: float = Field(1.0, gt=0.0, description="Cycles per synaptic-accumulate "
+                                    "instruction (a SIMD instruction covers simd_width synops).")
+    cycles_per_neuron_update: float = Field(2.0, gt=0.0, description="Cycles per neuron-update "
+                                            "instruction (leak, add, compare, reset).")
+    cycles_per_event: float = Field(4.0, ge=0.0, description="Fixed cycles per input event "
+                                    "(decode the spike, compute the row address).")
+    cycles_per_gate_op: float = Field(1.0, gt=0.0, description="Cycles per gate MAC "
+                                      "instruction.")
+    static_power: PricedPower | None = Field(None, description="Core static power while the "
+                                             "workload runs (all cores).")
+
+
+class CacheSpec(Strict):
+    """A set-associative LRU cache level, write-back and write-allocate."""
+
+    type: Literal["cache"] = "cache"
+    name: str = Field(min_length=1)
+    size: Bytes = Field(gt=0, description="Capacity, e.g. '32 KiB'.")
+    line: Bytes = Field(64, gt=0, description="Line size in bytes (power of two).")
+    ways: PositiveInt = Field(description="Associativity.")
+    latency: float = Field(ge=0.0, description="Hit latency in core cycles.")
+    shared: bool = Field(False, description="Shared by all cores (else one private copy per "
+                         "core).")
+    read: Priced = Field(description="Energy per read access (line fill or load hit).")
+    write: Priced = Field(description="Energy per write access (store or line fill).")
+    leakage: PricedPower | None = Field(None, description="Leakage of one instance.")
+
+    @property
+    def sets(self) -> int:
+        return int(self.size // (self.line * self.ways))
+
+    @model_validator(mode="after")
+    def _geometry(self) -> "CacheSpec":
+        line = int(self.line)
+        if line != self.line or line & (line - 1):
+            raise ValueError(f"line size {self.line:g} B is not a power of two")
+        if self.size % (self.line * self.ways) != 0:
+            raise ValueError(f"size {self.size:g} B is not a multiple of line x ways = "
+                             f"{self.line * self.ways:g} B")
+        return self
+
+
+class ScratchpadSpec(Strict):
+    """Software-managed on-chip memory: every access is a hit, nothing is evicted; the
+    workload's working set must fit (else accesses beyond the capacity go to DRAM)."""
+
+    type: Literal["scratchpad"]
+    name: str = Field(min_length=1)
+    size: Bytes = Field(gt=0)
+    latency: float = Field(ge=0.0, description="Access latency in core cycles.")
+    shared: bool = False
+    read: Priced
+    write: Priced
+    leakage: PricedPower | None = None
+
+
+class DramSpec(Strict):
+    """Main memory: bandwidth shared by all cores, a fixed latency, energy per byte."""
+
+    bandwidth: BytesPerSecond = Field(gt=0.0, description="Sustained bandwidth, e.g. "
+                                      "'25.6 GB/s'.")
+    latency: Seconds = Field(gt=0.0, description="Load-to-use latency of a miss, e.g. '90 ns'.")
+    energy_per_byte: Priced = Field(description="Energy per byte transferred.")
+    background: PricedPower | None = Field(None, description="Background (refresh, standby) "
+                                           "power.")
+
+
+class OperationEnergies(Strict):
+    """Energy of the arithmetic: accumulate by weight dtype, multiply-accumulate for graded
+    inputs, neuron update, gate MAC."""
+
+    synop: dict[Literal["fp32", "fp16", "int8"], Priced] = Field(description="Synaptic "
+                                                                  "accumulate (add) by dtype.")
+    mac: dict[Literal["fp32", "fp16", "int8"], Priced] = Field(description="Multiply-"
+                                                                "accumulate (graded inputs).")
+    neuron_update: Priced = Field(description="One membrane update (leak multiply, add, "
+                                  "compare).")
+    gate_op: Priced = Field(description="One MAC of the gate classifier.")
+
+    @model_validator(mode="after")
+    def _dtypes(self) -> "OperationEnergies":
+        for field in ("synop", "mac"):
+            missing = {"fp32", "fp16", "int8"} - set(getattr(self, field))
+            if missing:
+                raise ValueError(f"{field} lacks dtypes {sorted(missing)}")
+        return self
+
+
+MemoryLevel = Annotated[Union[CacheSpec, ScratchpadSpec], Field(discriminator="type")]
+
+
+class HardwareSpec(Strict):
+    """A hardware description file."""
+
+    version: Literal[1] = Field(description="Hardware file format version.")
+    kind: Literal["hardware"]
+    name: str = Field(min_length=1)
+    description: str | None = None
+    sources: list[str] = Field(default_factory=list, description="Citations for the numbers.")
+    cores: CoreSpec
+    memory: list[MemoryLevel] = Field(default_factory=list, description="On-chip memory levels "
+                                      "from the core outwards (empty: no cache).")
+    dram: DramSpec
+    energy: OperationEnergies
+
+    @model_validator(mode="after")
+    def _levels(self) -> "HardwareSpec":
+        names = [m.name for m in self.memory]
+        if len(set(names)) != len(names):
+            raise ValueError(f"memory level names must be unique, got {names}")
+        seen_shared = False
+        for m in self.memory:
+            if seen_shared and not m.shared:
+                raise ValueError(f"private level {m.name!r} lies outside a shared level")
+            seen_shared = seen_shared or m.shared
+        return self

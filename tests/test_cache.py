@@ -1,0 +1,191 @@
+"""The exact cache model against pycachesim (loads) and a slow reference model (stores)."""
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+from hwmodels.cache import CacheGeometryError, CacheHierarchy, simulate_cache
+
+cachesim = pytest.importorskip("cachesim")
+
+
+def pycachesim(levels):
+    mem = cachesim.MainMemory()
+    prev = None
+    for i, lv in reversed(list(enumerate(levels))):
+        sets = lv["size"] // (lv["line"] * lv["ways"])
+        c = cachesim.Cache(f"L{i + 1}", sets, lv["ways"], lv["line"], "LRU",
+                           store_to=prev, load_from=prev)
+        if prev is None:
+            mem.load_to(c)
+            mem.store_from(c)
+        prev = c
+    return cachesim.CacheSimulator(prev, mem)
+
+
+def random_levels(rng):
+    line = int(2 ** rng.integers(4, 7))
+    levels = []
+    for lv in range(int(rng.integers(1, 4))):
+        ways = int(rng.integers(1, 9))
+        sets = int(rng.integers(1, 40)) * (lv + 1)  # not always a power of two
+        levels.append({"size": sets * ways * line, "line": line, "ways": ways})
+    return levels
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_loads_match_pycachesim_on_random_streams(seed):
+    rng = np.random.default_rng(seed)
+    levels = random_levels(rng)
+    line = levels[0]["line"]
+    addrs = rng.integers(0, 300 * line, 4000)
+    lengths = rng.integers(1, 5 * line, 4000) if seed % 2 else None
+    ref = pycachesim(levels)
+    if lengths is None:
+        ref.load(addrs.tolist())
+    else:
+        for a, n in zip(addrs.tolist(), lengths.tolist()):
+            ref.load(a, length=n)
+    ours = simulate_cache(levels, addrs, lengths=lengths)
+    for r, o in zip(list(ref.stats())[: len(levels)], ours):
+        assert (o["hits"], o["misses"]) == (r["HIT_count"], r["MISS_count"])
+
+
+def spike_stream(rng, n_rows=900, row_bytes=2048, events=4000):
+    """Weight rows read by spikes, membranes read and written: a spike-trace-like stream."""
+    rows = rng.integers(0, n_rows, events)
+    addrs = rows * row_bytes
+    return addrs, np.full(events, row_bytes)
+
+
+def test_loads_match_pycachesim_on_spike_trace_streams(rng):
+    levels = [{"size": 32768, "line": 64, "ways": 8}, {"size": 1 << 20, "line": 64, "ways": 8},
+              {"size": 8 << 20, "line": 64, "ways": 16}]
+    addrs, lengths = spike_stream(rng)
+    # unaligned variant too (segments of gated rows): shift by 3 lines, cut 5 lines
+    addrs = np.concatenate([addrs, addrs[:1000] + 192])
+    lengths = np.concatenate([lengths, lengths[:1000] - 320])
+    ref = pycachesim(levels)
+    for a, n in zip(addrs.tolist(), lengths.tolist()):
+        ref.load(a, length=n)
+    ours = simulate_cache(levels, addrs, lengths=lengths)
+    for r, o in zip(list(ref.stats())[:3], ours):
+        assert (o["hits"], o["misses"]) == (r["HIT_count"], r["MISS_count"])
+
+
+def test_granules_are_used_for_aligned_streams(rng):
+    levels = [{"size": 32768, "line": 64, "ways": 8}, {"size": 1 << 20, "line": 64, "ways": 8}]
+    h = CacheHierarchy(levels)
+    addrs, lengths = spike_stream(rng)
+    h.access(addrs, lengths)
+    assert h.granule_lines == 32
+    before = h.stats()
+    h2 = CacheHierarchy(levels)  # line-by-line: same answer
+    lines = (addrs[:, None] + np.arange(0, 2048, 64)[None]).ravel()
+    h2.access(lines)
+    assert h2.granule_lines == 1
+    assert [s["hits"] for s in before[:2]] == [s["hits"] for s in h2.stats()[:2]]
+    # an unaligned access later refines the state and stays exact
+    h.access([64 * 5], [64])
+    h2.access([64 * 5], [64])
+    assert h.granule_lines == 1
+    assert h.stats() == h2.stats()
+
+
+class ReferenceLRU:
+    """Slow, obvious model of the documented semantics (docs/cache-model.md)."""
+
+    def __init__(self, levels):
+        self.levels = [(lv["size"] // (lv["line"] * lv["ways"]), lv["ways"]) for lv in levels]
+        self.line = levels[0]["line"]
+        self.sets = [[OrderedDict() for _ in range(s)] for s, _ in self.levels]
+        self.stats = [dict(hits=0, misses=0, writebacks=0, writebacks_in=0)
+                      for _ in self.levels]
+        self.dram = [0, 0]
+
+    def _wb(self, lv, tag):
+        if lv == len(self.levels):
+            self.dram[1] += 1
+            return
+        self.stats[lv]["writebacks_in"] += 1
+        st = self.sets[lv][tag % self.levels[lv][0]]
+        if tag in st:
+            st[tag] = True
+            st.move_to_end(tag)
+            return
+        st[tag] = True
+        if len(st) > self.levels[lv][1]:
+            old, dirty = st.popitem(last=False)
+            if dirty:
+                self.stats[lv]["writebacks"] += 1
+                self._wb(lv + 1, old)
+
+    def access(self, addr, write):
+        tag = addr // self.line
+        missed = []
+        for lv in range(len(self.levels)):
+            st = self.sets[lv][tag % self.levels[lv][0]]
+            if tag in st:
+                self.stats[lv]["hits"] += 1
+                st.move_to_end(tag)
+                if lv == 0 and write:
+                    st[tag] = True
+                break
+            self.stats[lv]["misses"] += 1
+            missed.append(lv)
+        else:
+            self.dram[0] += 1
+        for lv in reversed(missed):
+            st = self.sets[lv][tag % self.levels[lv][0]]
+            st[tag] = bool(lv == 0 and write)
+            if len(st) > self.levels[lv][1]:
+                old, dirty = st.popitem(last=False)
+                if dirty:
+                    self.stats[lv]["writebacks"] += 1
+                    self._wb(lv + 1, old)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_stores_follow_the_documented_semantics(seed):
+    rng = np.random.default_rng(100 + seed)
+    levels = random_levels(rng)
+    line = levels[0]["line"]
+    addrs = rng.integers(0, 200 * line, 3000)
+    writes = rng.random(3000) < 0.4
+    ref = ReferenceLRU(levels)
+    for a, w in zip(addrs.tolist(), writes.tolist()):
+        ref.access(a, w)
+    ours = simulate_cache(levels, addrs, writes=writes)
+    for r, o in zip(ref.stats, ours):
+        assert {k: o[k] for k in r} == r
+    assert (ours[-1]["reads"], ours[-1]["writes"]) == tuple(ref.dram)
+
+
+def test_flush_writes_back_every_dirty_line():
+    levels = [{"size": 256, "line": 64, "ways": 2}, {"size": 1024, "line": 64, "ways": 4}]
+    h = CacheHierarchy(levels)
+    h.access(np.arange(0, 64 * 4, 64), writes=np.ones(4, bool))
+    assert h.stats()[-1]["writes"] == 0
+    h.flush()
+    assert h.stats()[-1]["writes"] == 4
+
+
+def test_private_levels_per_core_and_shared_contention():
+    levels = [{"size": 1024, "line": 64, "ways": 2},
+              {"size": 4096, "line": 64, "ways": 4, "shared": True}]
+    h = CacheHierarchy(levels, cores=2)
+    a = np.arange(0, 64 * 8, 64)
+    h.access(np.concatenate([a, a]), cores=np.repeat([0, 1], 8))
+    s = h.stats()
+    assert s[0]["misses"] == 16  # each core's private L1 misses on its own
+    assert s[1]["hits"] == 8 and s[1]["misses"] == 8  # the shared L2 serves core 1
+
+
+@pytest.mark.parametrize("level,match", [
+    ({"size": 1000, "line": 64, "ways": 2}, "multiple"),
+    ({"size": 1024, "line": 48, "ways": 2}, "power of two"),
+    ({"size": 0, "line": 64, "ways": 2}, "multiple"),
+])
+def test_impossible_geometry(level, match):
+    with pytest.raises(CacheGeometryError, match=match):
+        simulate_cache([level], [0])
