@@ -6,7 +6,7 @@ Every energy figure is a :class:`Priced` value carrying its provenance.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, model_validator
 
@@ -66,6 +66,8 @@ class CoreSpec(Strict):
                                     "(decode the spike, compute the row address).")
     cycles_per_gate_op: float = Field(1.0, gt=0.0, description="Cycles per gate MAC "
                                       "instruction.")
+    mlp: float = Field(8.0, ge=1.0, description="Memory-level parallelism: misses a core keeps "
+                       "in flight, overlapping their latencies.")
     static_power: PricedPower | None = Field(None, description="Core static power while the "
                                              "workload runs (all cores).")
 
@@ -79,6 +81,9 @@ class CacheSpec(Strict):
     line: Bytes = Field(64, gt=0, description="Line size in bytes (power of two).")
     ways: PositiveInt = Field(description="Associativity.")
     latency: float = Field(ge=0.0, description="Hit latency in core cycles.")
+    bandwidth: float = Field(gt=0.0, description="Bytes per core cycle this level delivers to "
+                             "the level above it (per core for private levels, in total for "
+                             "shared ones).")
     shared: bool = Field(False, description="Shared by all cores (else one private copy per "
                          "core).")
     read: Priced = Field(description="Energy per read access (line fill or load hit).")
@@ -108,6 +113,7 @@ class ScratchpadSpec(Strict):
     name: str = Field(min_length=1)
     size: Bytes = Field(gt=0)
     latency: float = Field(ge=0.0, description="Access latency in core cycles.")
+    bandwidth: float = Field(gt=0.0, description="Bytes per core cycle delivered to the core.")
     shared: bool = False
     read: Priced
     write: Priced
@@ -146,11 +152,9 @@ class OperationEnergies(Strict):
         return self
 
 
-MemoryLevel = Annotated[Union[CacheSpec, ScratchpadSpec], Field(discriminator="type")]
-
-
 class HardwareSpec(Strict):
-    """A hardware description file."""
+    """A hardware file. ``memory`` entries are validated by :func:`hwmodels.parse_hardware`
+    against the spec class of their ``type`` (``cache``, ``scratchpad`` or a plug-in)."""
 
     version: Literal[1] = Field(description="Hardware file format version.")
     kind: Literal["hardware"]
@@ -158,19 +162,8 @@ class HardwareSpec(Strict):
     description: str | None = None
     sources: list[str] = Field(default_factory=list, description="Citations for the numbers.")
     cores: CoreSpec
-    memory: list[MemoryLevel] = Field(default_factory=list, description="On-chip memory levels "
-                                      "from the core outwards (empty: no cache).")
+    memory: list[Any] = Field(default_factory=list, description="On-chip memory levels from "
+                              "the core outwards ([CacheSpec](#cachespec), "
+                              "[ScratchpadSpec](#scratchpadspec) or a plug-in); empty: none.")
     dram: DramSpec
     energy: OperationEnergies
-
-    @model_validator(mode="after")
-    def _levels(self) -> "HardwareSpec":
-        names = [m.name for m in self.memory]
-        if len(set(names)) != len(names):
-            raise ValueError(f"memory level names must be unique, got {names}")
-        seen_shared = False
-        for m in self.memory:
-            if seen_shared and not m.shared:
-                raise ValueError(f"private level {m.name!r} lies outside a shared level")
-            seen_shared = seen_shared or m.shared
-        return self
