@@ -25,7 +25,12 @@ import numpy as np
 from numba import njit
 
 from hwmodels.components import (
-    LOAD, STAT_FIELDS, STORE, WRITEBACK, MemoryLevel, Requests,
+    LOAD,
+    STAT_FIELDS,
+    STORE,
+    WRITEBACK,
+    MemoryLevel,
+    Requests,
 )
 
 _LOADS, _STORES, _HITS, _MISSES, _WB_IN, _EVICT, _WB_OUT, _RS_MISS = range(8)
@@ -190,7 +195,8 @@ class LRUCache(MemoryLevel):
 
     def process(self, req: Requests, tstats: np.ndarray) -> Requests:
         if req.g != self.g:
-            raise ValueError(f"{self.name}: requests in granules of {req.g} lines, state in {self.g}")
+            raise ValueError(f"{self.name}: requests in granules of {req.g} lines, state in "
+                             f"{self.g}")
         tag, kind, core, task, rs, self.clock = _lru_level(
             req.tag, req.kind, req.core, req.task, req.run_start, self.g, self.shared,
             self.geom.sets // self.g, self.geom.ways, self.tags, self.stamps, self.dirty,

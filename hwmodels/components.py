@@ -74,8 +74,9 @@ class MemoryLevel(ABC):
         """The largest granule (in lines) this level can simulate exactly; 1 always works."""
         return 1
 
-    def refine(self, factor: int) -> None:
-        """Re-express internal state in granules ``factor`` times smaller."""
+    def refine(self, factor: int) -> None:  # noqa: B027 - optional hook
+        """Re-express internal state in granules ``factor`` times smaller (levels whose
+        ``granule_divisor`` is 1 never need to)."""
 
     def reset_stats(self) -> None:
         self.counters[:] = 0
