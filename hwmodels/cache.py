@@ -10,15 +10,16 @@ the level above and emits, in order, a fill for each miss and then a write-back 
 victim, which is exactly the order in which a recursive simulator (pycachesim) reaches the next
 level. So results are identical, and any :class:`MemoryLevel` can sit in the chain.
 
-Speed comes from coalescing: if every access range starts and ends on a multiple of G lines and
-G divides every level's set count, the G lines of a granule always share one access history and
-sit in consecutive sets at the same way, so their LRU states are identical and a level can be
-simulated on granules (sets / G super-sets), counting G lines per event. This is exact; G is the
-largest such divisor for the stream so far (1 in the worst case).
+Speed comes from coalescing aligned runs: a level groups its sets into super-sets of G
+consecutive sets (G a power of two dividing the set count, at most ``max_granule``). While every
+access to a super-set covers whole aligned granules of G lines, the G lines of each granule share
+one access history and sit at the same way of consecutive sets, so the G sets are identical up to
+a shift and one event per granule simulates them all. The first partial access to a super-set
+materialises its sets and it continues line by line. The result is exact; spike traces, whose
+weight rows and membrane blocks are long aligned runs, mostly stay coarse.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,77 +78,135 @@ def geometry(lv, index: int = 0) -> LevelGeometry:
 
 # ----------------------------------------------------------------------------- kernel
 @njit(cache=True)
-def _lru_level(tag, kind, core, task, rs, g, shared, sets, ways, tags, stamps, dirty, clock,
-               counters, tstats):  # pragma: no cover - compiled
-    """One LRU level over ordered requests; returns the requests for the level below."""
-    n = tag.shape[0]
-    o_tag = np.empty(2 * n, np.int64)
-    o_kind = np.empty(2 * n, np.int8)
-    o_core = np.empty(2 * n, np.int64)
-    o_task = np.empty(2 * n, np.int64)
-    o_rs = np.empty(2 * n, np.bool_)
+def _refine(tags, stamps, dirty, coarse, ibase, cbase, ss, g, ways):  # pragma: no cover
+    """Materialise the g sets of coarse super-set ``ss`` from its canonical first set."""
+    coarse[cbase + ss] = 0
+    r0 = ibase + ss * g * ways
+    for k in range(1, g):
+        rk = r0 + k * ways
+        for w in range(ways):
+            tg = tags[r0 + w]
+            tags[rk + w] = tg + k if tg >= 0 else -1
+            stamps[rk + w] = stamps[r0 + w]
+            dirty[rk + w] = dirty[r0 + w]
+
+
+@njit(cache=True)
+def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, tags, stamps,
+               dirty, coarse, clock, counters, tstats, o_start, o_count, o_kind, o_core, o_task,
+               o_rs):  # pragma: no cover - compiled
+    """One LRU level over ordered line runs from request ``i0``; writes the runs for the level
+    below into the ``o_*`` buffers and stops before a request that might overflow them.
+    Returns (next request, outputs written, clock).
+
+    A super-set (g consecutive sets) stays *coarse* while every access to it covered whole
+    aligned granules of g lines: then its g sets hold the same lines shifted by one and only
+    its first set is simulated, one event per granule. The first partial access materialises
+    its g sets (``_refine``) and it is simulated line by line from then on.
+    """
+    n = start.shape[0]
+    cap = o_start.shape[0]
     m = 0
-    inst_size = sets * ways
-    for i in range(n):
-        t = tag[i]
+    n_super = sets // g
+    i = i0
+    while i < n:
+        if m + 2 * count[i] > cap:  # worst case: every line misses and evicts a dirty line
+            break
         k = kind[i]
         c = core[i]
-        base = (0 if shared else c * inst_size) + (t % sets) * ways
-        clock += 1
-        found = -1
-        victim = base
-        vs = stamps[base]
-        for w in range(base, base + ways):
-            if tags[w] == t:
-                found = w
-                break
-            if tags[w] < 0:
-                if vs >= 0:
-                    victim = w
-                    vs = -1
-            elif vs >= 0 and stamps[w] < vs:
-                victim = w
-                vs = stamps[w]
-        if k == 2:  # write-back from above: no fetch, full line
-            counters[4] += g
-            if found >= 0:
-                dirty[found] = 1
-                stamps[found] = clock
-                continue
-        else:
-            counters[1 if k == 1 else 0] += g
-            if found >= 0:
-                counters[2] += g
-                tstats[task[i], 0] += g
-                stamps[found] = clock
-                if k == 1:
+        t = task[i]
+        inst = 0 if shared else c
+        ibase = inst * sets * ways
+        cbase = inst * n_super
+        x = start[i]
+        end = x + count[i]
+        first = x
+        while x < end:
+            s = x % sets
+            ss = s // g
+            width = 1
+            if coarse[cbase + ss]:
+                if s % g == 0 and x + g <= end:
+                    width = g
+                else:
+                    _refine(tags, stamps, dirty, coarse, ibase, cbase, ss, g, ways)
+            base = ibase + s * ways
+            clock += 1
+            found = -1
+            victim = base
+            vs = stamps[base]
+            empty = False
+            for w in range(base, base + ways):
+                tw = tags[w]
+                if tw == x:
+                    found = w
+                    break
+                if not empty:
+                    if tw < 0:
+                        victim = w
+                        empty = True
+                    elif stamps[w] < vs:
+                        victim = w
+                        vs = stamps[w]
+            if k == 2:  # write-back from above: full lines, no fetch
+                counters[4] += width
+                if found >= 0:
                     dirty[found] = 1
-                continue
-            counters[3] += g
-            tstats[task[i], 1] += g
-            if rs[i]:
-                counters[7] += g
-                tstats[task[i], 2] += g
-            o_tag[m] = t  # fill from below
-            o_kind[m] = 0
-            o_core[m] = c
-            o_task[m] = task[i]
-            o_rs[m] = rs[i]
-            m += 1
-        if tags[victim] >= 0:
-            counters[5] += g
-            if dirty[victim]:
-                counters[6] += g
-                o_tag[m] = tags[victim]
-                o_kind[m] = 2
-                o_core[m] = c
-                o_task[m] = task[i]
-                o_rs[m] = False
-                m += 1
-        tags[victim] = t
-        stamps[victim] = clock
-        dirty[victim] = 1 if k != 0 else 0
-    return o_tag[:m], o_kind[:m], o_core[:m], o_task[:m], o_rs[:m], clock
+                    stamps[found] = clock
+                    x += width
+                    continue
+            else:
+                counters[1 if k == 1 else 0] += width
+                if found >= 0:
+                    counters[2] += width
+                    tstats[t, 0] += width
+                    stamps[found] = clock
+                    if k == 1:
+                        dirty[found] = 1
+                    x += width
+                    continue
+                counters[3] += width
+                tstats[t, 1] += width
+                is_rs = rs[i] and x == first
+                if is_rs:
+                    counters[7] += 1
+                    tstats[t, 2] += 1
+                if (m > 0 and not is_rs and o_kind[m - 1] == 0 and o_core[m - 1] == c
+                        and o_task[m - 1] == t and o_start[m - 1] + o_count[m - 1] == x):
+                    o_count[m - 1] += width  # extend the previous fill run
+                else:
+                    o_start[m] = x
+                    o_count[m] = width
+                    o_kind[m] = 0
+                    o_core[m] = c
+                    o_task[m] = t
+                    o_rs[m] = is_rs
+                    m += 1
+            old = tags[victim]
+            if old >= 0:
+                counters[5] += width
+                if dirty[victim]:
+                    counters[6] += width
+                    o_start[m] = old
+                    o_count[m] = width
+                    o_kind[m] = 2
+                    o_core[m] = c
+                    o_task[m] = t
+                    o_rs[m] = False
+                    m += 1
+            tags[victim] = x
+            stamps[victim] = clock
+            dirty[victim] = 1 if k != 0 else 0
+            x += width
+        i += 1
+    return i, m, clock
+
+
+def _pow2_divisor(n: int, cap: int) -> int:
+    g = 1
+    while n % (2 * g) == 0 and 2 * g <= cap:
+        g *= 2
+    return g
 
 
 class LRUCache(MemoryLevel):
@@ -155,60 +214,46 @@ class LRUCache(MemoryLevel):
 
     type_name = "cache"
 
-    def __init__(self, spec, cores: int = 1):
+    def __init__(self, spec, cores: int = 1, max_granule: int = 32):
         super().__init__(spec, cores)
         self.geom = geometry(spec)
-        self.g = 1
-        self._alloc()
-
-    def _alloc(self) -> None:
-        n = self.instances * (self.geom.sets // self.g) * self.geom.ways
+        self.g = _pow2_divisor(self.geom.sets, max_granule)
+        n = self.instances * self.geom.sets * self.geom.ways
         self.tags = np.full(n, -1, dtype=np.int64)
         self.stamps = np.zeros(n, dtype=np.int64)
         self.dirty = np.zeros(n, dtype=np.uint8)
+        self.coarse = np.ones(self.instances * (self.geom.sets // self.g), dtype=np.uint8)
         self.clock = 0
 
-    def granule_divisor(self) -> int:
-        return self.geom.sets
-
-    def set_granule(self, g: int) -> None:
-        """Coarsen an empty cache to granules of ``g`` lines (g divides the set count)."""
-        if np.any(self.tags >= 0):
-            raise RuntimeError("only an empty cache can be coarsened")
-        self.g = g
-        self._alloc()
-
-    def refine(self, factor: int) -> None:
-        if factor == 1:
-            return
-        s_old, w = self.geom.sets // self.g, self.geom.ways
-        t = self.tags.reshape(self.instances, s_old, w)
-        j = np.arange(factor)[None, None, :, None]
-        nt = np.where(t[:, :, None, :] >= 0, t[:, :, None, :] * factor + j, -1)
-        shape = (self.instances, s_old, factor, w)
-        self.stamps = np.broadcast_to(self.stamps.reshape(self.instances, s_old, 1, w),
-                                      shape).reshape(-1).copy()
-        self.dirty = np.broadcast_to(self.dirty.reshape(self.instances, s_old, 1, w),
-                                     shape).reshape(-1).copy()
-        self.tags = nt.reshape(-1).astype(np.int64)
-        self.g //= factor
-
     def process(self, req: Requests, tstats: np.ndarray) -> Requests:
-        if req.g != self.g:
-            raise ValueError(f"{self.name}: requests in granules of {req.g} lines, state in "
-                             f"{self.g}")
-        tag, kind, core, task, rs, self.clock = _lru_level(
-            req.tag, req.kind, req.core, req.task, req.run_start, self.g, self.shared,
-            self.geom.sets // self.g, self.geom.ways, self.tags, self.stamps, self.dirty,
-            self.clock, self.counters, tstats)
-        return Requests(tag, kind, core, task, rs, req.g, req.line)
+        n = len(req)
+        cap = 2 * n + 2 * (int(req.count.max()) if n else 0) + 16
+        parts = []
+        i = 0
+        while True:
+            buf = (np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int8),
+                   np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.bool_))
+            i, m, self.clock = _lru_level(
+                req.start, req.count, req.kind, req.core, req.task, req.run_start, i,
+                self.shared, self.geom.sets, self.geom.ways, self.g, self.tags, self.stamps,
+                self.dirty, self.coarse, self.clock, self.counters, tstats, *buf)
+            parts.append([b[:m] for b in buf])
+            if i >= n:
+                break
+        cols = parts[0] if len(parts) == 1 else [np.concatenate(c) for c in zip(*parts)]
+        return Requests(*cols, line=req.line)
 
-    def dirty_tags(self) -> tuple[np.ndarray, np.ndarray]:
-        """(tags, instance) of every dirty line; clears their dirty bits (for flushing)."""
-        idx = np.nonzero((self.tags >= 0) & (self.dirty == 1))[0]
+    def dirty_lines(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(first line, lines, instance) of every dirty entry; clears the dirty bits."""
+        sets, ways, g = self.geom.sets, self.geom.ways, self.g
+        slot = np.arange(self.tags.shape[0])
+        inst = slot // (sets * ways)
+        set_ = (slot // ways) % sets
+        is_coarse = self.coarse[inst * (sets // g) + set_ // g] == 1
+        canonical = ~is_coarse | (set_ % g == 0)
+        idx = np.nonzero((self.tags >= 0) & (self.dirty == 1) & canonical)[0]
         self.dirty[idx] = 0
-        per_inst = (self.geom.sets // self.g) * self.geom.ways
-        return self.tags[idx], idx // per_inst
+        return self.tags[idx], np.where(is_coarse[idx], g, 1), inst[idx]
 
 
 # ----------------------------------------------------------------------------- hierarchy
@@ -217,15 +262,15 @@ class CacheHierarchy:
 
     Private levels keep one instance per core; shared levels see the cores' requests in the
     order given. ``levels`` are geometries/specs (made into :class:`LRUCache`) or ready
-    :class:`MemoryLevel` objects.
+    :class:`MemoryLevel` objects. ``max_granule`` bounds the coalescing of aligned runs (lines).
     """
 
-    def __init__(self, levels, cores: int = 1, line: int | None = None):
+    def __init__(self, levels, cores: int = 1, line: int | None = None, max_granule: int = 32):
         if cores < 1:
             raise CacheGeometryError("cores must be at least 1")
         self.cores = cores
         self.levels: list[MemoryLevel] = [
-            lv if isinstance(lv, MemoryLevel) else LRUCache(geometry(lv, i), cores)
+            lv if isinstance(lv, MemoryLevel) else LRUCache(geometry(lv, i), cores, max_granule)
             for i, lv in enumerate(levels)]
         lines = {lv.geom.line for lv in self.levels if isinstance(lv, LRUCache)}
         if len(lines) > 1:
@@ -237,27 +282,10 @@ class CacheHierarchy:
                 raise CacheGeometryError(f"{lv.name}: a private level cannot lie below a "
                                          f"shared one")
             seen_shared |= lv.shared
-        # coarsest granule every level can simulate exactly (levels start empty)
-        self.g = math.gcd(*[lv.granule_divisor() for lv in self.levels]) if self.levels else 1
-        for lv in self.levels:
-            if isinstance(lv, LRUCache):
-                lv.set_granule(self.g)
         self.memory = np.zeros(2, dtype=np.int64)  # lines read, lines written
 
-    def _set_granule(self, g: int) -> None:
-        if g == self.g:
-            return
-        for lv in self.levels:
-            lv.refine(self.g // g)
-        self.g = g
-
-    @property
-    def granule_lines(self) -> int:
-        """Lines simulated as one unit (1 = line by line)."""
-        return self.g
-
-    def requests(self, addresses, lengths=None, writes=None, cores=None, tasks=None):
-        """Expand byte ranges into granule requests (refining the state if needed)."""
+    def requests(self, addresses, lengths=None, writes=None, cores=None, tasks=None) -> Requests:
+        """Turn byte ranges into line-run requests."""
         addr = np.asarray(addresses, dtype=np.int64).reshape(-1)
         n = addr.shape[0]
         length = np.ones(n, np.int64) if lengths is None else np.asarray(lengths, np.int64)
@@ -272,17 +300,9 @@ class CacheHierarchy:
             raise ValueError(f"core ids must be within 0..{self.cores - 1}")
         shift = self.line.bit_length() - 1
         first = addr >> shift
-        end = ((addr + length - 1) >> shift) + 1
-        if n:
-            g = math.gcd(self.g, int(np.gcd.reduce(np.concatenate([first, end]))))
-            self._set_granule(max(g, 1))
-        g = self.g
-        f, e = first // g, end // g
-        count = e - f
-        idx = np.repeat(np.arange(n), count)
-        offs = np.arange(idx.shape[0]) - np.repeat(np.cumsum(count) - count, count)
-        return Requests(f[idx] + offs, np.where(wr[idx], STORE, LOAD).astype(np.int8), cr[idx],
-                        tk[idx], offs == 0, g, self.line)
+        count = ((addr + length - 1) >> shift) + 1 - first
+        return Requests(first, count, np.where(wr, STORE, LOAD).astype(np.int8), cr, tk,
+                        np.ones(n, np.bool_), self.line)
 
     def access(self, addresses, lengths=None, writes=None, cores=None, tasks=None,
                n_tasks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -298,7 +318,7 @@ class CacheHierarchy:
         return self.replay(req, nt)
 
     def replay(self, req: Requests, n_tasks: int) -> tuple[np.ndarray, np.ndarray]:
-        """Send granule requests down the chain; count what reaches main memory."""
+        """Send requests down the chain; count what reaches main memory."""
         tstats = np.zeros((n_tasks, len(self.levels), 3), dtype=np.int64)
         tmem = np.zeros((n_tasks, 2), dtype=np.int64)
         for i, lv in enumerate(self.levels):
@@ -309,9 +329,9 @@ class CacheHierarchy:
             tstats[:, i] += per
         if len(req):
             wb = req.kind == WRITEBACK
-            np.add.at(tmem[:, 0], req.task[~wb], req.g)
-            np.add.at(tmem[:, 1], req.task[wb], req.g)
-            self.memory += [int((~wb).sum()) * req.g, int(wb.sum()) * req.g]
+            np.add.at(tmem[:, 0], req.task[~wb], req.count[~wb])
+            np.add.at(tmem[:, 1], req.task[wb], req.count[wb])
+            self.memory += [int(req.count[~wb].sum()), int(req.count[wb].sum())]
         return tstats, tmem
 
     def flush(self) -> None:
@@ -319,16 +339,16 @@ class CacheHierarchy:
         for i, lv in enumerate(self.levels):
             if not isinstance(lv, LRUCache):
                 continue
-            tags, inst = lv.dirty_tags()
-            if not len(tags):
+            first, count, inst = lv.dirty_lines()
+            if not len(first):
                 continue
-            lv.counters[6] += len(tags) * self.g
-            req = Requests(tags, np.full(len(tags), WRITEBACK, np.int8), inst,
-                           np.zeros(len(tags), np.int64), np.zeros(len(tags), np.bool_),
-                           self.g, self.line)
+            lv.counters[6] += int(count.sum())
+            n = len(first)
+            req = Requests(first, count, np.full(n, WRITEBACK, np.int8), inst,
+                           np.zeros(n, np.int64), np.zeros(n, np.bool_), self.line)
             for below in self.levels[i + 1:]:
                 req = below.process(req, np.zeros((1, 3), np.int64))
-            self.memory[1] += int((req.kind == WRITEBACK).sum()) * self.g
+            self.memory[1] += int(req.count[req.kind == WRITEBACK].sum())
 
     def reset_stats(self) -> None:
         """Zero the counters, keeping the cache contents (for warm-up)."""

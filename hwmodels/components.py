@@ -20,26 +20,32 @@ STAT_FIELDS = ("loads", "stores", "hits", "misses", "writebacks_in", "evictions"
 
 @dataclass
 class Requests:
-    """Columnar requests, in order. ``tag``: granule index (``g`` lines of ``line`` bytes each,
-    i.e. the byte address is ``tag * g * line``); ``kind``: LOAD, STORE or WRITEBACK;
+    """Columnar requests, in order: each one covers the ``count`` lines from line ``start``
+    (byte address ``start * line``) in ascending order. ``kind``: LOAD, STORE or WRITEBACK;
     ``core``: issuing core; ``task``: workload task (for per-task counters); ``run_start``: the
-    first granule of a sequential run (its latency cannot be hidden by prefetching)."""
+    first line of the request starts a sequential run (its latency cannot be hidden by
+    prefetching)."""
 
-    tag: np.ndarray
+    start: np.ndarray
+    count: np.ndarray
     kind: np.ndarray
     core: np.ndarray
     task: np.ndarray
     run_start: np.ndarray
-    g: int
     line: int
 
     def __len__(self) -> int:
-        return int(self.tag.shape[0])
+        return int(self.start.shape[0])
 
-    @classmethod
-    def empty(cls, g: int, line: int) -> "Requests":
-        z = np.zeros(0, np.int64)
-        return cls(z, np.zeros(0, np.int8), z, z, np.zeros(0, np.bool_), g, line)
+    @property
+    def lines(self) -> int:
+        return int(self.count.sum())
+
+    def expand(self) -> tuple[np.ndarray, np.ndarray]:
+        """(line index, request index) of every line, in order."""
+        idx = np.repeat(np.arange(len(self)), self.count)
+        first = np.cumsum(self.count) - self.count
+        return self.start[idx] + np.arange(idx.shape[0]) - first[idx], idx
 
 
 class MemoryLevel(ABC):
@@ -69,14 +75,6 @@ class MemoryLevel(ABC):
     @abstractmethod
     def process(self, req: Requests, tstats: np.ndarray) -> Requests:
         """Serve ``req``; return the requests for the next level down."""
-
-    def granule_divisor(self) -> int:
-        """The largest granule (in lines) this level can simulate exactly; 1 always works."""
-        return 1
-
-    def refine(self, factor: int) -> None:  # noqa: B027 - optional hook
-        """Re-express internal state in granules ``factor`` times smaller (levels whose
-        ``granule_divisor`` is 1 never need to)."""
 
     def reset_stats(self) -> None:
         self.counters[:] = 0

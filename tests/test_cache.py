@@ -73,23 +73,22 @@ def test_loads_match_pycachesim_on_spike_trace_streams(rng):
         assert (o["hits"], o["misses"]) == (r["HIT_count"], r["MISS_count"])
 
 
-def test_granules_are_used_for_aligned_streams(rng):
+def test_coarse_super_sets_are_exact(rng):
     levels = [{"size": 32768, "line": 64, "ways": 8}, {"size": 1 << 20, "line": 64, "ways": 8}]
-    h = CacheHierarchy(levels)
     addrs, lengths = spike_stream(rng)
-    h.access(addrs, lengths)
-    assert h.granule_lines == 32
-    before = h.stats()
-    h2 = CacheHierarchy(levels)  # line-by-line: same answer
-    lines = (addrs[:, None] + np.arange(0, 2048, 64)[None]).ravel()
-    h2.access(lines)
-    assert h2.granule_lines == 1
-    assert [s["hits"] for s in before[:2]] == [s["hits"] for s in h2.stats()[:2]]
-    # an unaligned access later refines the state and stays exact
-    h.access([64 * 5], [64])
-    h2.access([64 * 5], [64])
-    assert h.granule_lines == 1
-    assert h.stats() == h2.stats()
+    writes = rng.random(len(addrs)) < 0.3
+    coarse = CacheHierarchy(levels, max_granule=16)
+    fine = CacheHierarchy(levels, max_granule=1)  # line by line
+    for h in (coarse, fine):
+        h.access(addrs, lengths, writes)
+    assert coarse.levels[1].coarse.mean() == 1.0  # aligned rows never split a super-set
+    assert coarse.stats() == fine.stats()
+    # partial accesses split only the super-sets they touch, and stay exact
+    for h in (coarse, fine):
+        h.access(addrs[:50] + 192, lengths[:50] - 320, writes[:50])
+        h.flush()
+    assert 0 < coarse.levels[1].coarse.mean() < 1.0
+    assert coarse.stats() == fine.stats()
 
 
 class ReferenceLRU:
