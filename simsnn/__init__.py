@@ -3,10 +3,12 @@ from simsnn.errors import ConfigError, DatasetError, NetworkError, SimsnnError, 
 from simsnn.footprint import footprint
 from simsnn.inference import run_network
 from simsnn.loading import load_network
+from simsnn.simulate import SimResult, simulate
 from simsnn.trace import SpikeTrace, load_trace
 
 __version__ = "0.1.0"
 __all__ = [
-    "load_network", "run_network", "load_trace", "footprint", "SpikeTrace",
+    "load_network", "run_network", "load_trace", "footprint", "SpikeTrace", "simulate",
+    "SimResult",
     "SimsnnError", "ConfigError", "TraceFormatError", "DatasetError", "NetworkError",
 ]

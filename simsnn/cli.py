@@ -251,9 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from hwmodels.errors import HardwareError
     try:
         return int(args.fn(args) or 0)
-    except SimsnnError as exc:
+    except (SimsnnError, HardwareError) as exc:
         print(f"simsnn: error: {exc}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:

@@ -64,11 +64,23 @@ def trace_for(net: AnyNetwork, cfg: ExperimentConfig, base: Path, source: str,
     return load_trace(_rel(base, t.paths[net.name])), None
 
 
+def _hardware(cfg: ExperimentConfig, base: Path):
+    if cfg.hardware is None:
+        return None
+    from hwmodels.loader import load_hardware
+    candidate = _rel(base, cfg.hardware)
+    return load_hardware(candidate if candidate.exists() else cfg.hardware)
+
+
 def run_experiment(cfg: ExperimentConfig, source: str | Path = "<python>",
                    progress: bool = False) -> dict:
     """Evaluate every network of ``cfg``; return the result object (documented in
-    docs/results-json.md)."""
+    docs/cli.md)."""
     base = Path(source).parent if source != "<python>" else Path(".")
+    hw = _hardware(cfg, base)
+    if hw is not None and cfg.cores is not None and cfg.cores > hw.cores.count:
+        raise ConfigError(str(source), "cores", f"{cfg.cores} cores requested, hardware "
+                          f"{hw.name!r} has {hw.cores.count}")
     cache: dict = {}
     results = []
     for ref in cfg.networks:
@@ -95,6 +107,15 @@ def run_experiment(cfg: ExperimentConfig, source: str | Path = "<python>",
             "inference_seconds": seconds,
             "footprint": fp,
         }
+        if hw is not None:
+            from simsnn.simulate import simulate
+            sim = simulate(net, trace, hw, cfg.memory_mode, cfg.cores, cfg.layout)
+            for key in ("hardware", "memory_mode", "cores", "samples_simulated", "layout",
+                        "latency_s", "latency", "energy_j", "energy", "cache", "dram",
+                        "operations"):
+                entry[key] = sim.report[key]
+            entry["footprint"]["working_set"] = sim.report["footprint"]["working_set"]
+            entry["footprint"]["program_bytes"] = sim.report["footprint"]["program_bytes"]
         results.append(entry)
         if progress:
             print(f"  {net.name}: {trace.n_samples} samples", flush=True)
@@ -108,9 +129,13 @@ def run_experiment(cfg: ExperimentConfig, source: str | Path = "<python>",
             "effective_ops_ratio": eff / ref_eff if ref_eff else None,
             "params_ratio": r["params"] / ref["params"],
         }
+        if hw is not None:
+            r["vs_baseline"]["speedup"] = ref["latency_s"] / r["latency_s"]
+            r["vs_baseline"]["energy_gain"] = ref["energy_j"] / r["energy_j"]
     return {"schema": RESULT_SCHEMA, "schema_version": RESULT_VERSION, "kind": "experiment",
             "experiment": cfg.name, "baseline": results[cfg.baseline]["network"],
-            "trace_source": cfg.trace.source, "results": results}
+            "trace_source": cfg.trace.source, "hardware": None if hw is None else hw.name,
+            "results": results}
 
 
 def _mib(b: float) -> str:
@@ -119,22 +144,36 @@ def _mib(b: float) -> str:
 
 def format_table(result: dict) -> str:
     """A plain-text comparison table for people."""
+    hw = result.get("hardware")
     head = ["network", "family", "acc %", "params", "footprint MiB", "touched MiB",
             "act. sparsity", "eff. ops/inf", "ops vs base"]
+    if hw:
+        head += ["latency us", "p99 us", "energy uJ", "speed-up", "energy gain"]
     rows = []
     for r in result["results"]:
         acc = "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f}"
         eff = r["synaptic_operations"]["effective_macs"] + r["synaptic_operations"]["effective_acs"]
         ratio = r["vs_baseline"]["effective_ops_ratio"]
-        rows.append([r["network"], r["family"], acc, f"{r['params']:,}",
-                     _mib(r["footprint_bytes"]), _mib(r["touched_weight_bytes"]["mean"]),
-                     f"{r['activation_sparsity']:.3f}", f"{eff:,.0f}",
-                     "-" if ratio is None else f"{ratio:.2f}x"])
+        row = [r["network"], r["family"], acc, f"{r['params']:,}",
+               _mib(r["footprint_bytes"]), _mib(r["touched_weight_bytes"]["mean"]),
+               f"{r['activation_sparsity']:.3f}", f"{eff:,.0f}",
+               "-" if ratio is None else f"{ratio:.2f}x"]
+        if hw:
+            v = r["vs_baseline"]
+            row += [f"{1e6 * r['latency_s']:.1f}", f"{1e6 * r['latency']['p99']:.1f}",
+                    f"{1e6 * r['energy_j']:.2f}", f"{v['speedup']:.2f}x",
+                    f"{v['energy_gain']:.2f}x"]
+        rows.append(row)
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)),
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
-    lines.append(f"baseline: {result['baseline']}; trace source: {result['trace_source']}")
+    tail = f"baseline: {result['baseline']}; trace source: {result['trace_source']}"
+    if hw:
+        r0 = result["results"][0]
+        tail += (f"; hardware: {hw}, {r0['cores']} core(s), {r0['memory_mode']} memory model, "
+                 f"{r0['samples_simulated']} samples simulated")
+    lines.append(tail)
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Literal, Union
 from pydantic import Field, NonNegativeInt, PositiveInt, field_validator
 
 from simsnn.config.base import FORMAT_VERSION, Strict
+from simsnn.config.layout import LayoutConfig
 
 
 class DatasetTraceConfig(Strict):
@@ -67,6 +68,14 @@ class ExperimentConfig(Strict):
     trace: TraceSourceConfig
     save_traces: str | None = Field(None, description="Folder (relative to this file) where "
                                     "the traces are written.")
+    hardware: str | None = Field(None, description="Hardware preset name or hardware file "
+                                 "(relative to this file); None: no hardware simulation.")
+    memory_mode: Literal["exact", "fast"] = Field("exact", description="exact: LRU replay; "
+                                                  "fast: reuse-distance pricing.")
+    cores: PositiveInt | None = Field(None, description="Cores used (default: all of the "
+                                      "hardware's).")
+    layout: LayoutConfig = Field(default_factory=LayoutConfig, description="Memory layout "
+                                 "and schedule of the simulated program.")
     description: str | None = None
 
     @field_validator("baseline")

@@ -1,0 +1,40 @@
+"""The built-in core model: operation throughput in cycles (a roofline-style compute term)."""
+from __future__ import annotations
+
+import numpy as np
+
+from hwmodels.components import CoreModel
+from hwmodels.errors import HardwareError
+
+
+def op_base(kind: str) -> str:
+    """'synop.fp16' -> 'synop'."""
+    return kind.split(".", 1)[0]
+
+
+class ThroughputCore(CoreModel):
+    """cycles = sum over operation kinds of count x cycles per instruction / lanes.
+
+    synaptic accumulates, MACs and the small element-wise operations (readout, input, pool) cost
+    ``cycles_per_synop / simd_width``; neuron updates ``cycles_per_neuron_update / simd_width``;
+    gate MACs ``cycles_per_gate_op / simd_width``; every input event ``cycles_per_event``.
+    """
+
+    type_name = "throughput"
+
+    def cycles_per_op(self, kind: str) -> float:
+        s = self.spec
+        base = op_base(kind)
+        if base in ("synop", "mac", "readout_op", "input_op", "pool_op"):
+            return s.cycles_per_synop / s.simd_width
+        if base == "neuron_update":
+            return s.cycles_per_neuron_update / s.simd_width
+        if base == "gate_op":
+            return s.cycles_per_gate_op / s.simd_width
+        if base == "event":
+            return s.cycles_per_event
+        raise HardwareError(f"the core model has no cost for operation kind {kind!r}")
+
+    def compute_cycles(self, ops: np.ndarray, op_kinds: tuple[str, ...]) -> np.ndarray:
+        per = np.array([self.cycles_per_op(k) for k in op_kinds], dtype=np.float64)
+        return ops @ per

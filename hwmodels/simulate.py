@@ -1,0 +1,124 @@
+"""Price a workload on a hardware description: memory model -> timing -> energy."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hwmodels.cache import CacheHierarchy
+from hwmodels.core import ThroughputCore
+from hwmodels.energy import dynamic_energy, static_power
+from hwmodels.engine import TaskCosts, Timeline, run_timeline
+from hwmodels.errors import HardwareError
+from hwmodels.loader import build_levels
+from hwmodels.spec import HardwareSpec
+from hwmodels.workload import Workload
+
+
+@dataclass
+class HwResult:
+    """Everything the hardware side knows about one workload on one machine."""
+
+    mode: str
+    cores: int
+    level_stats: list[dict]
+    task_lines: np.ndarray  # (n_tasks, levels, 3) hits, misses, run-start misses
+    task_mem: np.ndarray  # (n_tasks, 2) lines read, written
+    compute_s: np.ndarray
+    transfer_s: np.ndarray
+    latency_s: np.ndarray
+    timeline: Timeline
+    energy_task: dict[str, np.ndarray]
+    energy_static: dict[str, float]
+    sources: dict[str, str]
+    line: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def total_s(self) -> float:
+        return self.timeline.total
+
+    def energy_totals(self) -> dict[str, float]:
+        out = {k: float(v.sum()) for k, v in self.energy_task.items()}
+        out.update(self.energy_static)
+        return out
+
+
+def memory_counts(workload: Workload, spec: HardwareSpec, cores: int, mode: str):
+    """(level stats, per-task lines, per-task memory lines) from the exact or fast model."""
+    order = workload.replay_order()
+    task = workload.access_task()[order]
+    core = workload.task_core[task]
+    if mode == "exact":
+        h = CacheHierarchy(build_levels(spec, cores), cores=cores, line=_line(spec))
+        tl, tm = h.access(workload.addr[order], workload.length[order], workload.write[order],
+                          core, task, n_tasks=workload.n_tasks)
+        return h.stats(), tl, tm
+    if mode == "fast":
+        from hwmodels.reuse import price, reuse_profile
+        prof = reuse_profile(workload.addr[order], workload.length[order],
+                             workload.write[order], core, task, workload.n_tasks, cores,
+                             line=_line(spec))
+        return price(prof, spec.memory, cores)
+    raise HardwareError(f"unknown memory mode {mode!r}; expected 'exact' or 'fast'")
+
+
+def _line(spec: HardwareSpec) -> int:
+    lines = [int(m.line) for m in spec.memory if hasattr(m, "line")]
+    return lines[0] if lines else 64
+
+
+def task_costs(workload: Workload, spec: HardwareSpec, task_lines: np.ndarray,
+               task_mem: np.ndarray, line: int) -> tuple[TaskCosts, list[tuple[str, float]]]:
+    """Compute, transfer and latency terms of every task (see hwmodels.engine)."""
+    f = spec.cores.frequency
+    compute = ThroughputCore(spec.cores).compute_cycles(workload.ops, workload.op_kinds) / f
+    n_runs = np.diff(workload.task_start).astype(np.float64)
+    private = np.zeros(workload.n_tasks)
+    channels: list[tuple[str, float]] = []
+    shared_cols = []
+    latency_cycles = np.zeros(workload.n_tasks)
+    above_rs = n_runs  # run starts that reached this level
+    for i, lv in enumerate(spec.memory):
+        demand = task_lines[:, i, 0] + task_lines[:, i, 1]  # lines requested from this level
+        seconds = demand * line / (lv.bandwidth * f)
+        if lv.shared:
+            channels.append((lv.name, lv.bandwidth * f))
+            shared_cols.append(demand * line)
+        else:
+            private += seconds
+        if i > 0:
+            served = above_rs - task_lines[:, i, 2]
+            latency_cycles += np.maximum(served, 0) * lv.latency
+        above_rs = task_lines[:, i, 2] if spec.memory else above_rs
+    channels.append(("dram", spec.dram.bandwidth))
+    shared_cols.append((task_mem[:, 0] + task_mem[:, 1]) * line)
+    rs_dram = above_rs if spec.memory else n_runs
+    latency = (latency_cycles / f + rs_dram * spec.dram.latency) / spec.cores.mlp
+    return TaskCosts(compute, private, np.stack(shared_cols, axis=1), latency), channels
+
+
+def simulate_workload(workload: Workload, spec: HardwareSpec, mode: str = "exact",
+                      cores: int | None = None, chunk_bytes: float = 16384.0) -> HwResult:
+    """Memory model (``exact`` LRU replay or ``fast`` reuse distances), simpy timeline and
+    energy of ``workload`` on ``spec`` with ``cores`` cores (default: the workload's)."""
+    n_cores = cores or workload.n_cores
+    if workload.n_cores > spec.cores.count:
+        raise HardwareError(f"the workload uses {workload.n_cores} cores, {spec.name!r} has "
+                            f"{spec.cores.count}")
+    line = _line(spec)
+    level_stats, tl, tm = memory_counts(workload, spec, n_cores, mode)
+    costs, channels = task_costs(workload, spec, tl, tm, line)
+    timeline = run_timeline(workload.task_phase, workload.n_phases, costs, channels,
+                            chunk_bytes)
+    wb_in = np.array([s.get("writebacks_in", 0) for s in level_stats[:len(spec.memory)]])
+    dyn = dynamic_energy(spec, workload.ops, workload.op_kinds, tl, tm, line,
+                         [1 if m.shared else n_cores for m in spec.memory], wb_in)
+    static = {}
+    sources = dict(dyn["sources"])
+    for name, (power, src) in static_power(spec, n_cores).items():
+        static[name] = power * timeline.total
+        sources[name] = src
+    transfer = costs.private + (costs.shared_bytes / np.array([bw for _, bw in channels])).sum(1)
+    return HwResult(mode, n_cores, level_stats, tl, tm, costs.compute, transfer, costs.latency,
+                    timeline, dyn["per_task"], static, sources, line)

@@ -1,0 +1,31 @@
+"""How a network is laid out in memory and scheduled: the program the simulator prices and the
+measurement backend runs (see docs/workload.md)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveInt
+
+from simsnn.config.base import Strict
+
+
+class LayoutConfig(Strict):
+    """Memory layout and schedule of the event-driven program."""
+
+    weight_dtype: Literal["fp32", "fp16", "int8"] | None = Field(
+        None, description="Weight storage dtype; None keeps the network's weight_dtype.")
+    order: Literal["row", "col"] = Field("row", description="Dense weights: row = input-major "
+                                         "(an input spike reads one contiguous row), col = "
+                                         "output-major (it reads one element per output).")
+    groups: Literal["contiguous", "interleaved"] = Field(
+        "contiguous", description="Gated layers: store each group's units (columns) "
+        "contiguously, or keep the units in their natural index order.")
+    schedule: Literal["layer_major", "step_major"] = Field(
+        "layer_major", description="layer_major: all time steps of a layer, then the next; "
+        "step_major: all layers at a time step, then the next (gate position 0 only).")
+    partition: Literal["active", "static"] = Field(
+        "active", description="Split a layer's work over cores: active = the open units in "
+        "equal shares; static = fixed equal blocks of all units.")
+    align: PositiveInt = Field(64, description="Byte alignment of every array.")
+    samples: PositiveInt | None = Field(None, description="Simulate only the first N samples "
+                                        "of the trace.")

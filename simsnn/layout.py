@@ -1,0 +1,163 @@
+"""Memory layout of a network for the event-driven program: one address region per array.
+
+Regions are allocated one after the other from address 0, each aligned to ``align`` bytes. Unit
+storage order: gated layers with ``groups: contiguous`` store shared units first, then group 0,
+group 1, ...; otherwise units keep their index order. See docs/workload.md.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simsnn.config.layout import LayoutConfig
+from simsnn.errors import NetworkError
+from simsnn.footprint import DTYPE_BYTES
+from simsnn.network import AnyNetwork, AvgPool2d, Conv2d, Dense, Ensemble, Flatten, Network
+
+
+@dataclass
+class LayerLayout:
+    """Addresses and storage order of one layer (trace name ``key``)."""
+
+    key: str
+    layer: object
+    kind: str  # dense | readout | conv | pool | flatten
+    regions: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (base, bytes)
+    perm: np.ndarray | None = None  # unit (channel) index -> storage position
+    groups_storage: np.ndarray | None = None  # group of each storage position (-1 shared)
+    in_perm: np.ndarray | None = None  # input unit index -> storage row (dense after dense)
+    binary_inputs: bool = True
+
+    def base(self, name: str) -> int:
+        return self.regions[name][0]
+
+
+@dataclass
+class NetworkLayout:
+    """Layouts of every layer (ensemble members one after the other) plus shared buffers."""
+
+    config: LayoutConfig
+    weight_bytes: int  # bytes per weight
+    members: list[tuple[str, Network, list[LayerLayout]]]
+    regions: dict[str, tuple[int, int]]
+    total_bytes: int
+
+
+class _Allocator:
+    def __init__(self, align: int):
+        self.align, self.top = align, 0
+        self.regions: dict[str, tuple[int, int]] = {}
+
+    def __call__(self, name: str, nbytes: int) -> tuple[int, int]:
+        base = -(-self.top // self.align) * self.align
+        self.top = base + max(int(nbytes), 1)
+        self.regions[name] = (base, int(nbytes))
+        return base, int(nbytes)
+
+
+def storage_perm(groups: np.ndarray | None, n: int, mode: str) -> np.ndarray:
+    """Unit index -> storage position (stable sort by group, shared first, if contiguous)."""
+    if groups is None or mode == "interleaved":
+        return np.arange(n)
+    order = np.argsort(groups, kind="stable")  # -1 (shared) first
+    perm = np.empty(n, dtype=np.int64)
+    perm[order] = np.arange(n)
+    return perm
+
+
+def _member_layout(net: Network, prefix: str, cfg: LayoutConfig, wb: int, alloc: _Allocator,
+                   input_binary: bool) -> list[LayerLayout]:
+    out: list[LayerLayout] = []
+    prev_perm: np.ndarray | None = None  # storage order of the previous layer's units
+    prev_shape: tuple[int, ...] = tuple(net.input_shape)
+    binary = input_binary
+    for layer in net.layers:
+        key = prefix + layer.name
+        if isinstance(layer, Dense):
+            kind = "readout" if layer.neuron is None else "dense"
+            n_in, n_out = layer.in_features, layer.out_features
+            perm = storage_perm(layer.groups, n_out, cfg.groups)
+            ll = LayerLayout(key, layer, kind, perm=perm, binary_inputs=binary,
+                             in_perm=prev_perm if prev_perm is not None and
+                             prev_perm.shape[0] == n_in else np.arange(n_in))
+            ll.regions["weights"] = alloc(f"{key}.weights", n_in * n_out * wb)
+            if layer.has_bias:
+                ll.regions["bias"] = alloc(f"{key}.bias", n_out * wb)
+            ll.regions["current"] = alloc(f"{key}.current", n_out * 4)
+            ll.regions["state"] = alloc(f"{key}.state", n_out * 4)
+            ll.regions["events_out"] = alloc(f"{key}.events", n_out * 4)
+            binary = True
+        elif isinstance(layer, Conv2d):
+            c, _, _ = layer.in_shape
+            o, ho, wo = layer.out_shape
+            perm = storage_perm(layer.groups, o, cfg.groups)
+            ll = LayerLayout(key, layer, "conv", perm=perm, binary_inputs=binary,
+                             in_perm=prev_perm if prev_perm is not None and
+                             prev_perm.shape[0] == c else np.arange(c))
+            ll.regions["weights"] = alloc(f"{key}.weights", c * layer.kernel**2 * o * wb)
+            if layer.has_bias:
+                ll.regions["bias"] = alloc(f"{key}.bias", o * wb)
+            ll.regions["current"] = alloc(f"{key}.current", o * ho * wo * 4)
+            ll.regions["state"] = alloc(f"{key}.state", o * ho * wo * 4)
+            ll.regions["events_out"] = alloc(f"{key}.events", o * ho * wo * 4)
+            binary = True
+        elif isinstance(layer, AvgPool2d):
+            if layer.stride != layer.kernel:
+                raise NetworkError(f"{key}: the lowering supports pooling with stride == kernel")
+            c, hp, wp = layer.out_shape
+            ll = LayerLayout(key, layer, "pool", perm=prev_perm, binary_inputs=binary)
+            ll.regions["pooled"] = alloc(f"{key}.pooled", c * hp * wp * 4)
+            ll.regions["events_out"] = alloc(f"{key}.events", c * hp * wp * 8)
+            binary = False
+        elif isinstance(layer, Flatten):
+            ll = LayerLayout(key, layer, "flatten", perm=prev_perm)
+            if prev_perm is not None and len(prev_shape) == 3:
+                c, h, w = prev_shape  # channel permutation carried into flattened rows
+                pos = (prev_perm[:, None] * h * w + np.arange(h * w)[None, :]).reshape(-1)
+                prev_perm = pos
+                ll.perm = pos
+            out.append(ll)
+            prev_shape = layer.out_shape
+            continue
+        else:  # pragma: no cover
+            raise TypeError(layer)
+        if ll.perm is not None and layer.groups is not None and isinstance(layer, (Dense, Conv2d)):
+            inv = np.empty_like(ll.perm)
+            inv[ll.perm] = np.arange(ll.perm.shape[0])
+            ll.groups_storage = layer.groups[inv]
+        prev_perm = ll.perm if kind_has_units(ll) else prev_perm
+        prev_shape = layer.out_shape
+        out.append(ll)
+    return out
+
+
+def kind_has_units(ll: LayerLayout) -> bool:
+    return ll.kind in ("dense", "conv", "readout")
+
+
+def build_layout(net: AnyNetwork, cfg: LayoutConfig | None = None,
+                 input_binary: bool | None = None) -> NetworkLayout:
+    """Allocate every array of ``net`` for the event-driven program. ``input_binary``: the
+    input events are 0/1 spikes (default: only with rate coding)."""
+    cfg = cfg or LayoutConfig()
+    dtype = cfg.weight_dtype or net.weight_dtype
+    wb = DTYPE_BYTES[dtype]
+    alloc = _Allocator(cfg.align)
+    n_in = int(np.prod(net.input_shape))
+    alloc("input", n_in * 4)
+    alloc("input.events", n_in * 8)
+    binary = net.coding == "rate" if input_binary is None else input_binary
+    members: list[tuple[str, Network, list[LayerLayout]]] = []
+    if isinstance(net, Ensemble):
+        for i, m in enumerate(net.members):
+            members.append((f"m{i}.", m, _member_layout(m, f"m{i}.", cfg, wb, alloc, binary)))
+        a = net.aggregator
+        alloc("aggregator", ((a.in_features + 1) * a.hidden + (a.hidden + 1) *
+                             a.out_features) * wb)
+    else:
+        members.append(("", net, _member_layout(net, "", cfg, wb, alloc, binary)))
+        if net.gate is not None:
+            alloc("gate.weights", net.gate.n_params * wb)
+            alloc("gate.features", net.gate.num_features * 4)
+    return NetworkLayout(cfg, wb, members, dict(alloc.regions), alloc.top)

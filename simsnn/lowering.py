@@ -1,0 +1,373 @@
+"""Lowering: network + memory layout + trace -> hwmodels Workload.
+
+It describes the event-driven program exactly as the measurement backend runs it (see
+docs/workload.md): per sample, per layer and time step (a phase), each core processes all input
+events against its share of the open output units: for every event (ascending unit index) and
+every segment of consecutive open units it reads the weight row segment and updates the current
+segment; then it updates the membranes of its open units and appends its spikes to the layer's
+event list. Closed (gated-off) units are neither read nor updated.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hwmodels.workload import Workload
+from simsnn.config.layout import LayoutConfig
+from simsnn.errors import NetworkError
+from simsnn.layout import LayerLayout, NetworkLayout, build_layout
+from simsnn.network import AnyNetwork, Network
+from simsnn.replay import _pool_any
+from simsnn.trace import SpikeTrace
+
+BASE_OPS = ("event", "synop", "mac", "neuron_update", "readout_op", "input_op", "pool_op",
+            "gate_op")
+
+
+def op_kinds(dtype: str) -> tuple[str, ...]:
+    """Operation kinds of a workload with ``dtype`` weights (synop/mac qualified by dtype)."""
+    return tuple(f"{k}.{dtype}" if k in ("synop", "mac") else k for k in BASE_OPS)
+
+
+def segments(pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of consecutive storage positions in sorted ``pos``: (starts, lengths)."""
+    if pos.shape[0] == 0:
+        return pos[:0], pos[:0]
+    brk = np.nonzero(np.diff(pos) != 1)[0] + 1
+    starts = np.concatenate([[0], brk])
+    ends = np.concatenate([brk, [pos.shape[0]]])
+    return pos[starts], ends - starts
+
+
+def split(n: int, parts: int) -> np.ndarray:
+    """Boundaries of ``parts`` nearly equal contiguous shares of ``n`` items."""
+    return (np.arange(parts + 1) * n) // parts
+
+
+class _Builder:
+    """Collects tasks (ranges + ops) and phases into columnar arrays."""
+
+    def __init__(self, cores: int, dtype: str):
+        self.cores = cores
+        self.kinds = op_kinds(dtype)
+        self._op = {base: i for i, base in enumerate(BASE_OPS)}
+        self.addr: list[np.ndarray] = []
+        self.length: list[np.ndarray] = []
+        self.write: list[np.ndarray] = []
+        self.counts: list[int] = []
+        self.task_core: list[int] = []
+        self.task_phase: list[int] = []
+        self.ops: list[np.ndarray] = []
+        self.phase_names: list[str] = []
+        self.info: dict[str, list[int]] = {"sample": [], "timestep": [], "layer": []}
+
+    def phase(self, name: str, sample: int, t: int, layer: int) -> int:
+        self.phase_names.append(name)
+        self.info["sample"].append(sample)
+        self.info["timestep"].append(t)
+        self.info["layer"].append(layer)
+        return len(self.phase_names) - 1
+
+    def task(self, phase: int, core: int, parts: list[tuple], ops: dict[str, float]) -> None:
+        """``parts``: (addresses, lengths, write flag(s)) groups in program order."""
+        a = [np.asarray(p[0], np.int64).ravel() for p in parts]
+        n = [np.broadcast_to(np.asarray(p[1], np.int64), x.shape).ravel() for p, x in
+             zip(parts, a)]
+        w = [np.broadcast_to(np.asarray(p[2], np.bool_), x.shape).ravel() for p, x in
+             zip(parts, a)]
+        addr = np.concatenate(a) if a else np.zeros(0, np.int64)
+        ln = np.concatenate(n) if n else np.zeros(0, np.int64)
+        keep = ln > 0
+        self.addr.append(addr[keep])
+        self.length.append(ln[keep])
+        self.write.append((np.concatenate(w) if w else np.zeros(0, np.bool_))[keep])
+        self.counts.append(int(keep.sum()))
+        self.task_core.append(core)
+        self.task_phase.append(phase)
+        row = np.zeros(len(BASE_OPS))
+        for k, v in ops.items():
+            row[self._op[k]] += v
+        self.ops.append(row)
+
+    def build(self, meta: dict) -> Workload:
+        z = np.zeros(0, np.int64)
+        return Workload(
+            np.concatenate(self.addr) if self.addr else z,
+            np.concatenate(self.length) if self.length else z,
+            np.concatenate(self.write) if self.write else np.zeros(0, np.bool_),
+            np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64),
+            np.asarray(self.task_core, np.int32), np.asarray(self.task_phase, np.int32),
+            np.asarray(self.ops, np.float64).reshape(-1, len(BASE_OPS)), self.kinds,
+            self.phase_names, self.cores,
+            {k: np.asarray(v, np.int64) for k, v in self.info.items()}, meta)
+
+
+def _interleave(*parts: tuple) -> list[tuple]:
+    """Interleave same-shaped range groups item by item (item i of each group in turn):
+    one part whose write flags are an array."""
+    if not parts or np.size(parts[0][0]) == 0:
+        return []
+    shape = np.shape(parts[0][0])
+    addr = np.stack([np.broadcast_to(p[0], shape) for p in parts], -1)
+    ln = np.stack([np.broadcast_to(p[1], shape) for p in parts], -1)
+    wr = np.broadcast_to(np.array([p[2] for p in parts]), addr.shape)
+    return [(addr.ravel(), ln.ravel(), wr.ravel())]
+
+
+class _Lowerer:
+    def __init__(self, net: AnyNetwork, layout: NetworkLayout, cores: int):
+        self.net, self.lay, self.cores = net, layout, cores
+        self.cfg = layout.config
+        self.b = _Builder(cores, {4: "fp32", 2: "fp16", 1: "int8"}[layout.weight_bytes])
+        self.wb = layout.weight_bytes
+        self.layer_names: list[str] = ["input"]
+        self.gate_layer = -1
+
+    def _layer_id(self, key: str) -> int:
+        if key not in self.layer_names:
+            self.layer_names.append(key)
+        return self.layer_names.index(key)
+
+    # -- unit shares of each core ------------------------------------------------------
+    def shares(self, ll: LayerLayout, active: np.ndarray) -> list[np.ndarray]:
+        """Sorted storage positions of the open units each core handles."""
+        pos = np.sort(ll.perm[np.nonzero(active)[0]])
+        n_total = ll.perm.shape[0]
+        if self.cfg.partition == "static":
+            edges = split(n_total, self.cores)
+            return [pos[(pos >= edges[c]) & (pos < edges[c + 1])] for c in range(self.cores)]
+        edges = split(pos.shape[0], self.cores)
+        return [pos[edges[c]:edges[c + 1]] for c in range(self.cores)]
+
+    # -- phases ----------------------------------------------------------------------------
+    def input_phase(self, sample: int, t: int, x_t: np.ndarray) -> None:
+        ph = self.b.phase("input", sample, t, 0)
+        base, _ = self.lay.regions["input"]
+        ev_base, _ = self.lay.regions["input.events"]
+        flat = x_t.ravel()
+        edges = split(flat.shape[0], self.cores)
+        offset = 0
+        for c in range(self.cores):
+            a, z = edges[c], edges[c + 1]
+            nz = int(flat[a:z].sum())
+            parts = [(np.array([base + 4 * a]), np.array([4 * (z - a)]), False),
+                     (np.array([ev_base + 8 * offset]), np.array([8 * nz]), True)]
+            offset += nz
+            self.b.task(ph, c, parts, {"input_op": z - a})
+
+    def gate_phase(self, sample: int, net: Network, feature_region: str) -> None:
+        g = net.gate
+        ph = self.b.phase("gate", sample, -1, self._layer_id("gate"))
+        fb, _ = self.lay.regions[feature_region]
+        wbase, wlen = self.lay.regions["gate.weights"]
+        parts = [(np.array([fb]), np.array([4 * g.num_features]), False),
+                 (np.array([wbase]), np.array([wlen]), False)]
+        self.b.task(ph, 0, parts, {"gate_op": g.n_params})
+
+    def synaptic_phase(self, sample: int, t: int, ll: LayerLayout, ev_region: tuple[int, int],
+                       ev_bytes: int, x_t: np.ndarray, active: np.ndarray,
+                       spikes_t: np.ndarray | None) -> None:
+        layer = ll.layer
+        ph = self.b.phase(ll.key, sample, t, self._layer_id(ll.key))
+        events = np.nonzero(x_t.ravel())[0]
+        n_ev = events.shape[0]
+        w_base = ll.base("weights")
+        cur, state = ll.base("current"), ll.base("state")
+        spike_pos = None
+        if spikes_t is not None:
+            spike_pos = ll.perm[np.nonzero(spikes_t.reshape(ll.perm.shape[0], -1).any(1))[0]] \
+                if ll.kind == "conv" else ll.perm[np.nonzero(spikes_t)[0]]
+        out_offset = 0
+        op_kind = "synop" if ll.binary_inputs else "mac"
+        for c, pos in enumerate(self.shares(ll, active)):
+            s0, sl = segments(pos)
+            parts: list[tuple] = []
+            if n_ev:
+                parts.append((np.array([ev_region[0]]), np.array([ev_bytes * n_ev]), False))
+            if ll.kind == "conv":
+                parts += self._conv_parts(ll, events, s0, sl)
+                o, ho, wo = layer.out_shape
+                npos = ho * wo
+                syn = self._conv_taps(ll, events)[0].sum() * pos.shape[0]
+                upd = pos.shape[0] * npos
+                # neuron update: every output position x every segment (HWO layout)
+                p = np.arange(npos)[:, None] * o
+                pa = (cur + 4 * (p + s0[None, :]), 4 * sl[None, :] + 0 * p, False)
+                parts += [(pa[0], pa[1], False), (state + 4 * (p + s0[None, :]), pa[1], False),
+                          (state + 4 * (p + s0[None, :]), pa[1], True)]
+            else:
+                parts.append((cur + 4 * s0, 4 * sl, True))  # current = bias (or 0)
+                if layer.has_bias:
+                    parts.insert(-1, (ll.base("bias") + self.wb * s0, self.wb * sl, False))
+                if n_ev and s0.size:
+                    rows = ll.in_perm[events]
+                    if self.cfg.order == "row":
+                        w_addr = w_base + (rows[:, None] * layer.out_features + s0[None, :]) \
+                            * self.wb
+                        w_len = np.broadcast_to(self.wb * sl[None, :], w_addr.shape)
+                    else:  # output-major: one element per open unit
+                        w_addr = w_base + (pos[None, :] * layer.in_features + rows[:, None]) \
+                            * self.wb
+                        w_len = np.full(w_addr.shape, self.wb)
+                    if self.cfg.order == "row":
+                        c_addr = np.broadcast_to(cur + 4 * s0[None, :], w_addr.shape)
+                        c_len = np.broadcast_to(4 * sl[None, :], w_addr.shape)
+                        parts += _interleave((w_addr, w_len, False), (c_addr, c_len, False),
+                                             (c_addr, c_len, True))
+                    else:
+                        parts.append((w_addr, w_len, False))
+                        ca = np.broadcast_to(cur + 4 * s0[None, :], (n_ev, s0.size))
+                        cl = np.broadcast_to(4 * sl[None, :], (n_ev, s0.size))
+                        parts += _interleave((ca, cl, False), (ca, cl, True))
+                syn = n_ev * pos.shape[0]
+                upd = pos.shape[0]
+                if ll.kind == "readout":
+                    parts += _interleave((cur + 4 * s0, 4 * sl, False),
+                                         (state + 4 * s0, 4 * sl, False),
+                                         (state + 4 * s0, 4 * sl, True))
+                else:
+                    parts += _interleave((cur + 4 * s0, 4 * sl, False),
+                                         (state + 4 * s0, 4 * sl, False),
+                                         (state + 4 * s0, 4 * sl, True))
+            ops = {"event": n_ev, op_kind: syn}
+            ops["readout_op" if ll.kind == "readout" else "neuron_update"] = upd
+            if spike_pos is not None and pos.size:
+                n_sp = int(np.isin(spike_pos, pos).sum()) if ll.kind != "conv" else \
+                    int(spikes_t.reshape(layer.out_shape[0], -1)[
+                        np.isin(ll.perm, pos)].sum())
+                if n_sp:
+                    parts.append((np.array([ll.base("events_out") + 4 * out_offset]),
+                                  np.array([4 * n_sp]), True))
+                    out_offset += n_sp
+            self.b.task(ph, c, parts, ops)
+
+    def _conv_taps(self, ll: LayerLayout, events: np.ndarray):
+        layer = ll.layer
+        c_in, h, w = layer.in_shape
+        _, ho, wo = layer.out_shape
+        k, s, p = layer.kernel, layer.stride, layer.padding
+        ch, rem = np.divmod(events, h * w)
+        y, x = np.divmod(rem, w)
+        ky, kx = np.divmod(np.arange(k * k), k)
+        ny = y[:, None] + p - ky[None, :]
+        nx = x[:, None] + p - kx[None, :]
+        valid = (ny >= 0) & (nx >= 0) & (ny % s == 0) & (nx % s == 0) & (ny // s < ho) & \
+            (nx // s < wo)
+        return valid, ch, ny // s, nx // s, ky, kx
+
+    def _conv_parts(self, ll: LayerLayout, events, s0, sl) -> list[tuple]:
+        if events.size == 0 or s0.size == 0:
+            return []
+        layer = ll.layer
+        o, _, wo = layer.out_shape
+        k = layer.kernel
+        valid, ch, oy, ox, ky, kx = self._conv_taps(ll, events)
+        e_idx, tap = np.nonzero(valid)  # event-major, then tap (ky, kx) order
+        cpos = ll.in_perm[ch[e_idx]]
+        w_row = ((cpos * k + ky[tap]) * k + kx[tap]) * o
+        w_addr = ll.base("weights") + (w_row[:, None] + s0[None, :]) * self.wb
+        w_len = np.broadcast_to(self.wb * sl[None, :], w_addr.shape)
+        c_idx = (oy[e_idx, tap] * wo + ox[e_idx, tap]) * o
+        c_addr = ll.base("current") + 4 * (c_idx[:, None] + s0[None, :])
+        c_len = np.broadcast_to(4 * sl[None, :], c_addr.shape)
+        init = (ll.base("current") + np.zeros(1, np.int64), np.array([4 * o * layer.out_shape[1]
+                                                                         * wo]), True)
+        return [init] + _interleave((w_addr, w_len, False), (c_addr, c_len, False),
+                                    (c_addr, c_len, True))
+
+    def pool_phase(self, sample: int, t: int, ll: LayerLayout, spikes_t: np.ndarray,
+                   pooled_t: np.ndarray) -> None:
+        ph = self.b.phase(ll.key, sample, t, self._layer_id(ll.key))
+        layer = ll.layer
+        c, h, w = layer.in_shape
+        _, hp, wp = layer.out_shape
+        ch, y, x = np.nonzero(spikes_t.reshape(c, h, w))
+        k = layer.kernel
+        perm = ll.perm[:c] if ll.perm is not None and ll.perm.shape[0] >= c else np.arange(c)
+        ent = ll.base("pooled") + 4 * ((y // k * wp + x // k) * c + perm[ch])
+        edges = split(ent.shape[0], self.cores)
+        n_out = int(pooled_t.sum())
+        oedges = split(n_out, self.cores)
+        for core in range(self.cores):
+            e = ent[edges[core]:edges[core + 1]]
+            parts = _interleave((e, np.full(e.shape, 4), False), (e, np.full(e.shape, 4), True))
+            cnt = oedges[core + 1] - oedges[core]
+            parts.append((np.array([ll.base("events_out") + 8 * oedges[core]]),
+                          np.array([8 * cnt]), True))
+            self.b.task(ph, core, parts, {"pool_op": e.shape[0]})
+
+
+def lower(net: AnyNetwork, trace: SpikeTrace, cores: int = 1,
+          layout: LayoutConfig | NetworkLayout | None = None) -> Workload:
+    """Build the workload of ``net`` replaying ``trace`` on ``cores`` cores."""
+    input_binary = net.coding == "rate" or bool(trace.meta.get("input_binary", False))
+    lay = layout if isinstance(layout, NetworkLayout) else build_layout(net, layout,
+                                                                         input_binary)
+    cfg = lay.config
+    if "input" not in trace.layers:
+        raise NetworkError("the trace has no 'input' layer of input events")
+    if cfg.schedule == "step_major" and getattr(net, "gate", None) is not None and \
+            net.gate.position > 0:
+        raise NetworkError("step_major schedule needs the gate at position 0 (it reads the "
+                           "whole-inference spike rate of an earlier layer otherwise)")
+    lw = _Lowerer(net, lay, cores)
+    n = trace.n_samples if cfg.samples is None else min(cfg.samples, trace.n_samples)
+    T = trace.timesteps
+    inputs = trace.layers["input"]
+    for b in range(n):
+        x = inputs[b].reshape((T,) + tuple(net.input_shape))
+        phases: list[tuple] = []  # (layer order, t, callable)
+        order = 0
+        for t in range(T):
+            phases.append((order, t, lw.input_phase, (b, t, x[t])))
+        order += 1
+        for prefix, member, layers in lay.members:
+            cur = x
+            ev_region = lay.regions["input.events"]
+            ev_bytes = 4 if layers[0].binary_inputs else 8  # index (+ value when graded)
+            groups = trace.gate_groups[b] if (member.gate is not None and
+                                              trace.gate_groups is not None) else None
+            if member.gate is not None and groups is None:
+                raise NetworkError(f"{net.name!r} is gated but the trace holds no gate "
+                                   f"decisions")
+            for i, ll in enumerate(layers):
+                if member.gate is not None and i == member.gate.position:
+                    feat = "input" if i == 0 else "gate.features"
+                    phases.append((order, -1, lw.gate_phase, (b, member, feat)))
+                    order += 1
+                layer = ll.layer
+                if ll.kind in ("dense", "conv", "readout"):
+                    n_units = layer.out_features if ll.kind != "conv" else layer.out_channels
+                    if layer.groups is not None and groups is not None:
+                        shared = layer.groups < 0
+                        active = shared | groups[np.where(shared, 0, layer.groups)]
+                    else:
+                        active = np.ones(n_units, bool)
+                    spikes = None
+                    if ll.kind != "readout":
+                        spikes = trace.layers[ll.key][b]
+                    for t in range(T):
+                        phases.append((order, t, lw.synaptic_phase,
+                                       (b, t, ll, ev_region, ev_bytes, cur[t], active,
+                                        None if spikes is None else spikes[t])))
+                    order += 1
+                    if spikes is not None:
+                        cur = spikes.reshape((T,) + tuple(layer.out_shape))
+                    ev_region, ev_bytes = ll.regions.get("events_out", (0, 0)), 4
+                elif ll.kind == "pool":
+                    pooled = _pool_any(cur[None], layer)[0]
+                    for t in range(T):
+                        phases.append((order, t, lw.pool_phase, (b, t, ll, cur[t], pooled[t])))
+                    order += 1
+                    cur = pooled
+                    ev_region, ev_bytes = ll.regions["events_out"], 8
+                else:  # flatten
+                    cur = cur.reshape(T, -1)
+        if cfg.schedule == "step_major":
+            phases.sort(key=lambda p: (max(p[1], 0), p[0]))
+        for _, _, fn, args in phases:
+            fn(*args)
+    meta = {"network": net.name, "family": net.family, "samples": n, "timesteps": T,
+            "cores": cores, "layout": cfg.model_dump(), "weight_bytes": lay.weight_bytes,
+            "footprint_bytes": lay.total_bytes, "layer_names": lw.layer_names,
+            "regions": {k: list(v) for k, v in lay.regions.items()}}
+    return lw.b.build(meta)

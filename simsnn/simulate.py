@@ -1,0 +1,137 @@
+"""``simsnn.simulate``: replay a trace of a network on a hardware model; one result object."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwmodels.simulate import HwResult, simulate_workload
+from hwmodels.spec import HardwareSpec
+from hwmodels.workload import Workload
+from simsnn.config.layout import LayoutConfig
+from simsnn.footprint import footprint
+from simsnn.lowering import lower
+from simsnn.network import AnyNetwork
+from simsnn.trace import SpikeTrace
+
+
+def _stats(x: np.ndarray) -> dict:
+    return {"mean": float(x.mean()), "p50": float(np.percentile(x, 50)),
+            "p99": float(np.percentile(x, 99)), "min": float(x.min()), "max": float(x.max())}
+
+
+def covered_lines(start: np.ndarray, end: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Per group id: the number of distinct lines in the union of [start, end) ranges."""
+    if start.size == 0:
+        return np.zeros(0)
+    span = int(end.max()) + 1
+    s = start + group * span  # groups never overlap
+    e = end + group * span
+    order = np.argsort(s, kind="stable")
+    s, e, g = s[order], e[order], group[order]
+    reach = np.maximum.accumulate(e)
+    new = np.ones(s.shape[0], dtype=bool)
+    new[1:] = s[1:] > reach[:-1]  # starts a merged interval
+    idx = np.nonzero(new)[0]
+    ends = np.maximum.reduceat(e, idx)
+    return np.bincount(g[idx], weights=ends - s[idx], minlength=int(group.max()) + 1)
+
+
+def working_set(workload: Workload, line: int) -> dict:
+    """Distinct cache lines touched per inference (mean over samples) and per layer."""
+    task = workload.access_task()
+    sample = workload.phase_info["sample"][workload.task_phase][task]
+    layer = workload.phase_info["layer"][workload.task_phase][task]
+    first = workload.addr // line
+    end = (workload.addr + workload.length - 1) // line + 1
+    n_samples = max(int(workload.meta.get("samples", 1)), 1)
+    total = covered_lines(first, end, sample).sum() / n_samples
+    names = workload.meta.get("layer_names", [])
+    n_layers = int(layer.max()) + 1 if layer.size else 0
+    per = covered_lines(first, end, sample * n_layers + layer)
+    per_layer = {}
+    for lid in range(n_layers):
+        v = per[lid::n_layers].sum() / n_samples
+        if v:
+            per_layer[names[lid] if lid < len(names) else str(lid)] = float(v * line)
+    return {"bytes_per_inference": float(total * line), "per_layer_bytes": per_layer}
+
+
+@dataclass
+class SimResult:
+    """A simulated run: the workload, the hardware result and the derived report."""
+
+    network: str
+    family: str
+    hardware: str
+    workload: Workload
+    hw: HwResult
+    report: dict
+
+    def to_dict(self) -> dict:
+        return self.report
+
+
+def _by(values: np.ndarray, keys: np.ndarray, names: list[str] | None = None) -> dict:
+    out = {}
+    for k in np.unique(keys):
+        label = names[k] if names is not None and 0 <= k < len(names) else int(k)
+        out[str(label)] = float(values[keys == k].sum())
+    return out
+
+
+def simulate(net: AnyNetwork, trace: SpikeTrace, hw: HardwareSpec, mode: str = "exact",
+             cores: int | None = None, layout: LayoutConfig | None = None) -> SimResult:
+    """Lower ``trace`` of ``net`` with ``layout`` onto ``cores`` cores of ``hw`` (default:
+    all), simulate it (``mode``: exact LRU replay or fast reuse distances) and report latency,
+    energy, footprint and cache statistics per inference."""
+    n_cores = cores or hw.cores.count
+    wl = lower(net, trace, n_cores, layout)
+    res = simulate_workload(wl, hw, mode, n_cores)
+    info = wl.phase_info
+    n = int(wl.meta["samples"])
+    phase_dur = np.diff(np.concatenate([[0.0], res.timeline.phase_end]))
+    latency = np.bincount(info["sample"], weights=phase_dur, minlength=n)[:n]
+    names = wl.meta["layer_names"]
+    per_layer = {k: v / n for k, v in _by(phase_dur, info["layer"], names).items()}
+    steps = info["timestep"]
+    per_step = {k: v / n for k, v in _by(phase_dur[steps >= 0], steps[steps >= 0]).items()}
+    busy = res.timeline.end - res.timeline.start
+    compute_share = float(res.compute_s.sum() / busy.sum()) if busy.sum() > 0 else 0.0
+    total = res.total_s
+    dyn = {k: float(v.sum()) / n for k, v in res.energy_task.items()}
+    static = {k: v / n for k, v in res.energy_static.items()}
+    task_layer = info["layer"][wl.task_phase]
+    layer_energy: dict[str, float] = {}
+    for comp, per_task in res.energy_task.items():
+        for name, v in _by(per_task, task_layer, names).items():
+            layer_energy[name] = layer_energy.get(name, 0.0) + v / n
+    static_total = sum(static.values())
+    layer_time = np.array(list(per_layer.values()))
+    for name, share in zip(per_layer, layer_time / max(layer_time.sum(), 1e-300)):
+        layer_energy[name] = layer_energy.get(name, 0.0) + static_total * float(share)
+    fp = footprint(net, trace)
+    ws = working_set(wl, res.line)
+    ops = {k: v / n for k, v in wl.op_totals().items()}
+    dram_busy = res.timeline.channel_busy.get("dram", 0.0)
+    report = {
+        "network": net.name, "family": net.family, "hardware": hw.name, "memory_mode": mode,
+        "cores": n_cores, "samples_simulated": n, "timesteps": int(wl.meta["timesteps"]),
+        "layout": wl.meta["layout"],
+        "latency_s": float(latency.mean()),
+        "latency": {**_stats(latency), "per_layer_s": per_layer, "per_timestep_s": per_step,
+                    "compute_share": compute_share, "memory_stall_share": 1 - compute_share},
+        "energy_j": sum(dyn.values()) + static_total,
+        "energy": {"dynamic_j": dyn, "static_j": static, "per_layer_j": layer_energy,
+                   "sources": res.sources},
+        "footprint_bytes": fp["total_bytes"],
+        "footprint": {"static": fp, "working_set": ws,
+                      "program_bytes": int(wl.meta["footprint_bytes"])},
+        "cache": [{k: v for k, v in s.items()} for s in res.level_stats],
+        "dram": {"bandwidth_utilisation": dram_busy / total if total else 0.0,
+                 "bytes_per_inference": res.timeline.channel_bytes.get("dram", 0.0) / n,
+                 "achieved_bytes_per_s": res.timeline.channel_bytes.get("dram", 0.0) / total
+                 if total else 0.0},
+        "operations": ops,
+    }
+    return SimResult(net.name, net.family, hw.name, wl, res, report)
