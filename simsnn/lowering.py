@@ -320,7 +320,7 @@ def lower(net: AnyNetwork, trace: SpikeTrace, cores: int = 1,
         for t in range(T):
             phases.append((order, t, lw.input_phase, (b, t, x[t])))
         order += 1
-        for prefix, member, layers in lay.members:
+        for _, member, layers in lay.members:
             cur = x
             ev_region = lay.regions["input.events"]
             ev_bytes = 4 if layers[0].binary_inputs else 8  # index (+ value when graded)

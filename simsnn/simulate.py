@@ -103,7 +103,7 @@ def simulate(net: AnyNetwork, trace: SpikeTrace, hw: HardwareSpec, mode: str = "
     static = {k: v / n for k, v in res.energy_static.items()}
     task_layer = info["layer"][wl.task_phase]
     layer_energy: dict[str, float] = {}
-    for comp, per_task in res.energy_task.items():
+    for per_task in res.energy_task.values():
         for name, v in _by(per_task, task_layer, names).items():
             layer_energy[name] = layer_energy.get(name, 0.0) + v / n
     static_total = sum(static.values())
