@@ -69,11 +69,12 @@ class _Builder:
 
     def task(self, phase: int, core: int, parts: list[tuple], ops: dict[str, float]) -> None:
         """``parts``: (addresses, lengths, write flag(s)) groups in program order."""
-        a = [np.asarray(p[0], np.int64).ravel() for p in parts]
-        n = [np.broadcast_to(np.asarray(p[1], np.int64), x.shape).ravel() for p, x in
-             zip(parts, a)]
-        w = [np.broadcast_to(np.asarray(p[2], np.bool_), x.shape).ravel() for p, x in
-             zip(parts, a)]
+        a, n, w = [], [], []
+        for p in parts:
+            addr = np.asarray(p[0], np.int64)
+            a.append(addr.ravel())
+            n.append(np.broadcast_to(np.asarray(p[1], np.int64), addr.shape).ravel())
+            w.append(np.broadcast_to(np.asarray(p[2], np.bool_), addr.shape).ravel())
         addr = np.concatenate(a) if a else np.zeros(0, np.int64)
         ln = np.concatenate(n) if n else np.zeros(0, np.int64)
         keep = ln > 0

@@ -1,0 +1,171 @@
+"""Lowering, timing, energy and the plug-in contract of the simulator."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import simsnn
+from hwmodels.loader import load_hardware, parse_hardware
+from hwmodels.registry import memory_level_kinds
+from hwmodels.simulate import simulate_workload
+from hwmodels.workload import Workload
+from simsnn.lowering import lower
+from simsnn.metrics import synaptic_ops
+from simsnn.synth import SynthParams, synthesize_trace
+from tests.conftest import make_cfg
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def priced(e, src="test"):
+    return {"energy": e, "source": src}
+
+
+def tiny_hw(**over):
+    hw = {
+        "version": 1, "kind": "hardware", "name": "tiny",
+        "cores": {"count": 4, "frequency": "1 GHz", "simd_width": 1, "cycles_per_synop": 1,
+                  "cycles_per_neuron_update": 2, "cycles_per_event": 0, "mlp": 2,
+                  "static_power": {"power": "1 W", "source": "test"}},
+        "memory": [{"name": "L1", "size": "128 B", "line": 64, "ways": 2, "latency": 4,
+                    "bandwidth": 64, "read": priced("10 pJ"), "write": priced("12 pJ")}],
+        "dram": {"bandwidth": "12.8 GB/s", "latency": "100 ns",
+                 "energy_per_byte": priced("20 pJ")},
+        "energy": {"synop": {k: priced("0.9 pJ") for k in ("fp32", "fp16", "int8")},
+                   "mac": {k: priced("4.6 pJ") for k in ("fp32", "fp16", "int8")},
+                   "neuron_update": priced("5 pJ"), "gate_op": priced("4.6 pJ")},
+    }
+    hw.update(over)
+    return parse_hardware(hw, "test")
+
+
+def one_task_workload(n_tasks=1, lines_per_task=2, synops=100.0, run_lines=1):
+    """``n_tasks`` parallel tasks (one per core), each reading its own lines in runs."""
+    runs = lines_per_task // run_lines
+    addr = np.concatenate([np.arange(runs) * 64 * run_lines + t * (1 << 20)
+                           for t in range(n_tasks)])
+    return Workload(addr.astype(np.int64), np.full(addr.shape, 64 * run_lines, np.int64),
+                    np.zeros(addr.shape, bool),
+                    np.arange(n_tasks + 1, dtype=np.int64) * runs,
+                    np.arange(n_tasks, dtype=np.int32), np.zeros(n_tasks, np.int32),
+                    np.full((n_tasks, 1), synops), ("synop.fp32",), ["p"], max(n_tasks, 1))
+
+
+def test_latency_and_energy_by_hand():
+    hw = tiny_hw()
+    r = simulate_workload(one_task_workload(), hw, "exact", cores=1)
+    # compute 100 synops x 1 cycle at 1 GHz = 100 ns; transfers: L1 2 lines x 64 B / 64 B/cycle
+    # = 2 ns, DRAM 128 B / 12.8 GB/s = 10 ns; latency: 2 run starts served by DRAM x 100 ns / mlp 2
+    assert r.compute_s[0] == pytest.approx(100e-9)
+    assert r.transfer_s[0] == pytest.approx(12e-9)
+    assert r.latency_s[0] == pytest.approx(100e-9)
+    assert r.total_s == pytest.approx(200e-9)
+    e = r.energy_totals()
+    assert e["compute.synop"] == pytest.approx(100 * 0.9e-12)
+    assert e["memory.L1"] == pytest.approx(2 * 10e-12 + 2 * 12e-12)
+    assert e["memory.dram"] == pytest.approx(128 * 20e-12)
+    assert e["static.cores"] == pytest.approx(1.0 / 4 * 200e-9)  # 1 of 4 cores powered
+    assert "test" in r.sources["memory.dram"]
+
+
+def test_dram_contention_grows_with_cores():
+    hw = tiny_hw()
+    per_task = []
+    for n in (1, 2, 4):
+        # n tasks in one phase, each streaming one run of 512 lines from DRAM
+        r = simulate_workload(one_task_workload(n, 512, synops=10.0, run_lines=512), hw,
+                              "exact", cores=n)
+        assert r.total_s >= n * 512 * 64 / 12.8e9  # never faster than the shared bandwidth
+        per_task.append(r.total_s)
+    assert per_task[0] < per_task[1] < per_task[2]
+    assert per_task[2] / per_task[0] > 3.0  # bandwidth-bound: 4x the data, ~4x the time
+
+
+NETS = {
+    "dense": make_cfg(),
+    "gated": make_cfg("gated", gate={"groups": 3, "top_k": 2, "shared": 0.25}),
+    "conv": make_cfg(input={"shape": [2, 6, 6]}, layers=[
+        {"type": "conv2d", "channels": 4, "padding": 1}, {"type": "avgpool2d", "kernel": 2},
+        {"type": "conv2d", "channels": 4, "padding": 1, "stride": 2}, {"type": "flatten"},
+        {"type": "dense", "units": 3, "spiking": False}]),
+    "ensemble": make_cfg("task_specialized", tasks=[{"classes": [0], "scale": 2},
+                                                    {"classes": [1, 2], "scale": 4}]),
+}
+
+
+@pytest.mark.parametrize("name", NETS)
+@pytest.mark.parametrize("cores", [1, 3])
+def test_lowered_operations_equal_neurobench_counts(name, cores):
+    net = simsnn.load_network(NETS[name])
+    tr = synthesize_trace(net, SynthParams(samples=4, rate=0.3, input_rate=0.4, seed=1))
+    ops = lower(net, tr, cores=cores).op_totals()
+    ref = synaptic_ops(net, tr)
+    syn = sum(v for k, v in ops.items() if k.startswith(("synop", "mac"))) / 4
+    assert syn == pytest.approx(ref["effective_acs"] + ref["effective_macs"])
+    assert ops["neuron_update"] / 4 == pytest.approx(ref["membrane_updates"])
+
+
+def test_gated_layout_decides_lines_touched():
+    cfg = make_cfg("gated", gate={"groups": 4, "top_k": 1, "shared": 0.25,
+                                  "assignment": "interleaved"},
+                   layers=[{"type": "dense", "units": 256}, {"type": "dense", "units": 256},
+                           {"type": "dense", "units": 3, "spiking": False}])
+    net = simsnn.load_network(cfg)
+    tr = synthesize_trace(net, SynthParams(samples=3, rate=0.2, input_rate=0.5, seed=2))
+    from simsnn.config.layout import LayoutConfig
+    from simsnn.simulate import working_set
+    packed = lower(net, tr, 1, LayoutConfig(groups="contiguous"))
+    scattered = lower(net, tr, 1, LayoutConfig(groups="interleaved"))
+    assert packed.op_totals() == scattered.op_totals()  # same program, other addresses
+    assert working_set(packed, 64)["bytes_per_inference"] < \
+        working_set(scattered, 64)["bytes_per_inference"]
+    assert packed.n_accesses < scattered.n_accesses  # contiguous groups: fewer, longer runs
+
+
+def test_simulate_reports_everything():
+    net = simsnn.load_network(NETS["gated"])
+    tr = synthesize_trace(net, SynthParams(samples=5, rate=0.2, seed=3))
+    hw = tiny_hw(memory=[
+        {"name": "L1", "size": "1 KiB", "ways": 2, "latency": 4, "bandwidth": 64,
+         "read": priced("10 pJ"), "write": priced("12 pJ")},
+        {"name": "L2", "size": "4 KiB", "ways": 4, "latency": 12, "bandwidth": 32,
+         "shared": True, "read": priced("20 pJ"), "write": priced("22 pJ")}])
+    rep = simsnn.simulate(net, tr, hw, cores=2).report
+    assert rep["latency_s"] > 0 and rep["energy_j"] > 0
+    assert rep["latency"]["p50"] <= rep["latency"]["p99"] <= rep["latency"]["max"]
+    assert sum(rep["latency"]["per_layer_s"].values()) == pytest.approx(rep["latency_s"])
+    assert sum(rep["energy"]["per_layer_j"].values()) == pytest.approx(rep["energy_j"])
+    assert 0 < rep["latency"]["compute_share"] < 1
+    assert 0 <= rep["dram"]["bandwidth_utilisation"] <= 1
+    assert [c["name"] for c in rep["cache"]] == ["L1", "L2", "memory"]
+    assert rep["footprint"]["working_set"]["bytes_per_inference"] > 0
+    assert set(rep["energy"]["sources"]) >= set(rep["energy"]["dynamic_j"])
+
+
+def test_plugin_found_through_entry_points(tmp_path, monkeypatch):
+    # a fake installed distribution that declares the docs example as a component
+    dist = tmp_path / "neuro_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: neuro-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[hwmodels.components]\nneuro_sram = neuro_sram:NeuroSRAM\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(ROOT / "docs" / "examples"))
+    memory_level_kinds.cache_clear()
+    try:
+        assert "neuro_sram" in memory_level_kinds()
+        hw = load_hardware(ROOT / "docs" / "examples" / "neuromorphic.yaml")
+        net = simsnn.load_network(NETS["dense"])
+        tr = synthesize_trace(net, SynthParams(samples=3, seed=4))
+        rep = simsnn.simulate(net, tr, hw).report
+        assert rep["cache"][-1]["reads"] == 0  # nothing reaches DRAM
+        assert rep["cache"][0]["hits"] > 0 and rep["energy"]["dynamic_j"]["memory.SRAM"] > 0
+        small = tiny_hw(memory=[{"type": "neuro_sram", "name": "SRAM", "size": "256 B",
+                                 "read": priced("1 pJ"), "write": priced("1 pJ")}])
+        from hwmodels.errors import HardwareError
+        with pytest.raises(HardwareError, match="more than"):
+            simsnn.simulate(net, tr, small)
+    finally:
+        memory_level_kinds.cache_clear()
+        sys.modules.pop("neuro_sram", None)
