@@ -25,8 +25,8 @@ def _loc(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif isinstance(part, str) and (part.startswith("function-") or part in
-                                        memory_level_kinds()):
+        elif isinstance(part, str) and (part.startswith("function-") or part == "[key]" or
+                                        part in memory_level_kinds()):
             continue
         else:
             out += f".{part}" if out else str(part)

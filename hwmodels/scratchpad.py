@@ -20,32 +20,37 @@ class Scratchpad(MemoryLevel):
         self.placed = [np.zeros(0, np.int64) for _ in range(self.instances)]
 
     def process(self, req: Requests, tstats: np.ndarray) -> Requests:
-        cap = int(self.spec.size // (req.line * req.g))
-        inst = np.zeros(len(req), np.int64) if self.shared else req.core
-        hit = np.zeros(len(req), dtype=bool)
+        cap = int(self.spec.size // req.line)
+        lines, idx = req.expand()
+        kind, task = req.kind[idx], req.task[idx]
+        inst = np.zeros(lines.shape[0], np.int64) if self.shared else req.core[idx]
+        first = np.zeros(lines.shape[0], dtype=bool)  # first line of its request
+        first[np.cumsum(req.count) - req.count] = True
+        hit = np.zeros(lines.shape[0], dtype=bool)
         for k in np.unique(inst):
             sel = np.nonzero(inst == k)[0]
-            tags = req.tag[sel]
             placed = self.placed[k]
-            uniq, first = np.unique(tags, return_index=True)
-            new = uniq[~np.isin(uniq, placed)]
-            new = new[np.argsort(first[~np.isin(uniq, placed)], kind="stable")]
+            uniq, first_seen = np.unique(lines[sel], return_index=True)
+            fresh = ~np.isin(uniq, placed)
+            new = uniq[fresh][np.argsort(first_seen[fresh], kind="stable")]
             placed = np.union1d(placed, new[: max(cap - placed.shape[0], 0)])
             self.placed[k] = placed
-            hit[sel] = np.isin(tags, placed)
-        wb = req.kind == WRITEBACK
-        g, c = req.g, self.counters
-        c[0] += int((req.kind == LOAD).sum()) * g
-        c[1] += int((req.kind == STORE).sum()) * g
-        c[4] += int(wb.sum()) * g
+            hit[sel] = np.isin(lines[sel], placed)
+        wb = kind == WRITEBACK
+        c = self.counters
+        c[0] += int((kind == LOAD).sum())
+        c[1] += int((kind == STORE).sum())
+        c[4] += int(wb.sum())
         demand_hit, demand_miss = hit & ~wb, ~hit & ~wb
-        c[2] += int(demand_hit.sum()) * g
-        c[3] += int(demand_miss.sum()) * g
-        c[7] += int((demand_miss & req.run_start).sum()) * g
-        np.add.at(tstats[:, 0], req.task[demand_hit], g)
-        np.add.at(tstats[:, 1], req.task[demand_miss], g)
-        np.add.at(tstats[:, 2], req.task[demand_miss & req.run_start], g)
+        c[2] += int(demand_hit.sum())
+        c[3] += int(demand_miss.sum())
+        rs = demand_miss & first & req.run_start[idx]
+        c[7] += int(rs.sum())
+        np.add.at(tstats[:, 0], task[demand_hit], 1)
+        np.add.at(tstats[:, 1], task[demand_miss], 1)
+        np.add.at(tstats[:, 2], task[rs], 1)
         keep = ~hit  # overflow: loads are read from below, stores written through
-        kind = np.where(req.kind == STORE, WRITEBACK, req.kind).astype(np.int8)
-        return Requests(req.tag[keep], kind[keep], req.core[keep], req.task[keep],
-                        req.run_start[keep], req.g, req.line)
+        out_kind = np.where(kind == STORE, WRITEBACK, kind).astype(np.int8)
+        return Requests(lines[keep], np.ones(int(keep.sum()), np.int64), out_kind[keep],
+                        req.core[idx][keep], task[keep], (first & req.run_start[idx])[keep],
+                        req.line)

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from hwmodels.units import UnitError, parse_quantity
 
@@ -94,11 +102,15 @@ class CacheSpec(Strict):
     def sets(self) -> int:
         return int(self.size // (self.line * self.ways))
 
+    @field_validator("line")
+    @classmethod
+    def _line_pow2(cls, v: float) -> float:
+        if int(v) != v or int(v) & (int(v) - 1):
+            raise ValueError(f"line size {v:g} B is not a power of two")
+        return v
+
     @model_validator(mode="after")
     def _geometry(self) -> "CacheSpec":
-        line = int(self.line)
-        if line != self.line or line & (line - 1):
-            raise ValueError(f"line size {self.line:g} B is not a power of two")
         if self.size % (self.line * self.ways) != 0:
             raise ValueError(f"size {self.size:g} B is not a multiple of line x ways = "
                              f"{self.line * self.ways:g} B")
@@ -143,13 +155,13 @@ class OperationEnergies(Strict):
                                   "compare).")
     gate_op: Priced = Field(description="One MAC of the gate classifier.")
 
-    @model_validator(mode="after")
-    def _dtypes(self) -> "OperationEnergies":
-        for field in ("synop", "mac"):
-            missing = {"fp32", "fp16", "int8"} - set(getattr(self, field))
-            if missing:
-                raise ValueError(f"{field} lacks dtypes {sorted(missing)}")
-        return self
+    @field_validator("synop", "mac")
+    @classmethod
+    def _dtypes(cls, v: dict) -> dict:
+        missing = {"fp32", "fp16", "int8"} - set(v)
+        if missing:
+            raise ValueError(f"lacks dtypes {sorted(missing)}")
+        return v
 
 
 class HardwareSpec(Strict):
