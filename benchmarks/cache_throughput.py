@@ -60,7 +60,7 @@ def main() -> None:
     net = simsnn.load_network(args.network)
     hw = load_hardware(args.hardware)
     ds = load_dataset("mnist")
-    x, y = ds.x_test[: args.samples], ds.y_test[: args.samples]
+    x = ds.x_test[: args.samples]
     simsnn.run_network(net, x[:2])  # compile
     t_native, (_, trace) = best_of(lambda: simsnn.run_network(net, x, record=True), 3)
     wl = lower(net, trace, cores=1)

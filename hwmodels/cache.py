@@ -78,126 +78,252 @@ def geometry(lv, index: int = 0) -> LevelGeometry:
 
 # ----------------------------------------------------------------------------- kernel
 @njit(cache=True)
-def _refine(tags, stamps, dirty, coarse, ibase, cbase, ss, g, ways):  # pragma: no cover
-    """Materialise the g sets of coarse super-set ``ss`` from its canonical first set."""
-    coarse[cbase + ss] = 0
-    r0 = ibase + ss * g * ways
-    for k in range(1, g):
-        rk = r0 + k * ways
-        for w in range(ways):
-            tg = tags[r0 + w]
-            tags[rk + w] = tg + k if tg >= 0 else -1
-            stamps[rk + w] = stamps[r0 + w]
-            dirty[rk + w] = dirty[r0 + w]
+def _way(tags, stamps, base, ways, x):  # pragma: no cover - compiled
+    """(way holding line/granule x or -1, LRU victim way) of the set starting at ``base``."""
+    victim = base
+    vs = stamps[base]
+    for w in range(base, base + ways):
+        tw = tags[w]
+        if tw == x:
+            return w, w
+        if tw < 0:
+            if vs >= 0:
+                victim = w
+                vs = -1
+        elif vs >= 0 and stamps[w] < vs:
+            victim = w
+            vs = stamps[w]
+    return -1, victim
 
 
 @njit(cache=True)
-def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, tags, stamps,
-               dirty, coarse, clock, counters, tstats, o_start, o_count, o_kind, o_core, o_task,
-               o_rs):  # pragma: no cover - compiled
+def _same(ctags, cstamps, cdirty, cbase, tags, stamps, dirty, base, ways, k):  # pragma: no cover
+    """Does own set ``base`` hold what canonical set ``cbase`` holds, shifted by ``k`` lines?"""
+    for w in range(base, base + ways):
+        t = tags[w]
+        if t < 0:
+            continue
+        hit = False
+        for v in range(cbase, cbase + ways):
+            if ctags[v] >= 0 and ctags[v] + k == t:
+                if cstamps[v] != stamps[w] or cdirty[v] != dirty[w]:
+                    return False
+                hit = True
+                break
+        if not hit:
+            return False
+    n_own = 0
+    n_can = 0
+    for w in range(base, base + ways):
+        n_own += tags[w] >= 0
+        n_can += ctags[cbase + w - base] >= 0
+    return n_own == n_can
+
+
+@njit(cache=True)
+def _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, x, width, kind, c, t, rs):
+    """Append a run to the outputs, extending the previous fill when contiguous."""
+    if (kind == 0 and m > 0 and not rs and o_kind[m - 1] == 0 and o_core[m - 1] == c
+            and o_task[m - 1] == t and o_start[m - 1] + o_count[m - 1] == x):
+        o_count[m - 1] += width
+        return m
+    o_start[m] = x
+    o_count[m] = width
+    o_kind[m] = kind
+    o_core[m] = c
+    o_task[m] = t
+    o_rs[m] = rs
+    return m + 1
+
+
+@njit(cache=True)
+def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, ctags, cstamps,
+               cdirty, tags, stamps, dirty, own, n_own, streak, clock, counters, tstats, o_start,
+               o_count, o_kind, o_core, o_task, o_rs):  # pragma: no cover - compiled
     """One LRU level over ordered line runs from request ``i0``; writes the runs for the level
     below into the ``o_*`` buffers and stops before a request that might overflow them.
     Returns (next request, outputs written, clock).
 
-    A super-set (g consecutive sets) stays *coarse* while every access to it covered whole
-    aligned granules of g lines: then its g sets hold the same lines shifted by one and only
-    its first set is simulated, one event per granule. The first partial access materialises
-    its g sets (``_refine``) and it is simulated line by line from then on.
+    Sets are grouped in super-sets of g consecutive sets. A set that has seen only whole
+    aligned granules (g lines) holds exactly what every such set of its super-set holds,
+    shifted by its offset, so one *canonical* set per super-set (``ctags``...) stands for all
+    of them and a granule access is one event. A partial access gives the set it touches its
+    own state (``own``; ``tags``...), simulated line by line; when an own set again holds what
+    the canonical set holds it rejoins it.
     """
     n = start.shape[0]
     cap = o_start.shape[0]
     m = 0
     n_super = sets // g
+    pow2 = sets & (sets - 1) == 0
+    smask = sets - 1
+    gmask = g - 1
+    gshift = 0
+    while (1 << gshift) < g:
+        gshift += 1
     i = i0
     while i < n:
         if m + 2 * count[i] > cap:  # worst case: every line misses and evicts a dirty line
             break
-        k = kind[i]
+        k_ = kind[i]
         c = core[i]
         t = task[i]
         inst = 0 if shared else c
-        ibase = inst * sets * ways
-        cbase = inst * n_super
-        x = start[i]
-        end = x + count[i]
-        first = x
+        x0 = start[i]
+        end = x0 + count[i]
+        x = x0
         while x < end:
-            s = x % sets
-            ss = s // g
-            width = 1
-            if coarse[cbase + ss]:
-                if s % g == 0 and x + g <= end:
-                    width = g
-                else:
-                    _refine(tags, stamps, dirty, coarse, ibase, cbase, ss, g, ways)
-            base = ibase + s * ways
+            if pow2:
+                s = x & smask
+                ss = s >> gshift
+                off = s & gmask
+            else:
+                s = x % sets
+                ss = s // g
+                off = s % g
             clock += 1
-            found = -1
-            victim = base
-            vs = stamps[base]
-            empty = False
-            for w in range(base, base + ways):
-                tw = tags[w]
-                if tw == x:
-                    found = w
-                    break
-                if not empty:
+            sidx = inst * sets + s  # global set index
+            gidx = inst * n_super + ss  # global super-set index
+            if off == 0 and x + g <= end:
+                # ---- a whole aligned granule. The canonical set always takes it (it is the
+                # state of a set that has seen only whole granules); it counts for the
+                # sets that follow it, the own sets count for themselves.
+                followers = g - n_own[gidx]
+                cb = gidx * ways
+                found, victim = _way(ctags, cstamps, cb, ways, x)
+                chit = found >= 0
+                vtag = -1
+                vdirty = 0
+                if k_ == 2:
+                    counters[4] += followers
+                else:
+                    counters[1 if k_ == 1 else 0] += followers
+                if chit:
+                    cstamps[found] = clock
+                    if k_ != 0:
+                        cdirty[found] = 1
+                    if k_ != 2:
+                        counters[2] += followers
+                        tstats[t, 0] += followers
+                else:
+                    if k_ != 2:
+                        counters[3] += followers
+                        tstats[t, 1] += followers
+                    vtag = ctags[victim]
+                    vdirty = cdirty[victim]
+                    if vtag >= 0:
+                        counters[5] += followers
+                        if vdirty:
+                            counters[6] += followers
+                    ctags[victim] = x
+                    cstamps[victim] = clock
+                    cdirty[victim] = 1 if k_ != 0 else 0
+                if n_own[gidx] == 0:  # every set follows: one output per kind
+                    if not chit:
+                        is_rs = rs[i] and x == x0
+                        if k_ != 2:
+                            if is_rs:
+                                counters[7] += 1
+                                tstats[t, 2] += 1
+                            m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, x, g,
+                                      0, c, t, is_rs)
+                        if vtag >= 0 and vdirty:
+                            m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, vtag,
+                                      g, 2, c, t, False)
+                    x += g
+                    continue
+                j0, j1, step = 0, g, g  # mixed: followers from the canonical result
+            else:
+                # ---- a partial access: this set gets (or keeps) its own state
+                streak[sidx] = 0
+                if own[sidx] == 0:
+                    own[sidx] = 1
+                    n_own[gidx] += 1
+                    cb = gidx * ways
+                    b = sidx * ways
+                    for w in range(ways):
+                        tg = ctags[cb + w]
+                        tags[b + w] = tg + off if tg >= 0 else -1
+                        stamps[b + w] = cstamps[cb + w]
+                        dirty[b + w] = cdirty[cb + w]
+                j0, j1, step = 0, 1, 1
+                chit = True
+                vtag = -1
+                vdirty = 0
+            for j in range(j0, j1):
+                xx = x + j
+                is_rs = rs[i] and xx == x0
+                sj = sidx + j
+                if own[sj] == 0:  # a follower in a mixed granule
+                    if not chit:
+                        if k_ != 2:
+                            if is_rs:
+                                counters[7] += 1
+                                tstats[t, 2] += 1
+                            m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, xx, 1,
+                                      0, c, t, is_rs)
+                        if vtag >= 0 and vdirty:
+                            m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m,
+                                      vtag + j, 1, 2, c, t, False)
+                    continue
+                # one line on an own set
+                base = sj * ways
+                found = -1
+                victim = base
+                vs = stamps[base]
+                for w in range(base, base + ways):
+                    tw = tags[w]
+                    if tw == xx:
+                        found = w
+                        break
                     if tw < 0:
-                        victim = w
-                        empty = True
-                    elif stamps[w] < vs:
+                        if vs >= 0:
+                            victim = w
+                            vs = -1
+                    elif vs >= 0 and stamps[w] < vs:
                         victim = w
                         vs = stamps[w]
-            if k == 2:  # write-back from above: full lines, no fetch
-                counters[4] += width
-                if found >= 0:
-                    dirty[found] = 1
-                    stamps[found] = clock
-                    x += width
-                    continue
-            else:
-                counters[1 if k == 1 else 0] += width
-                if found >= 0:
-                    counters[2] += width
-                    tstats[t, 0] += width
-                    stamps[found] = clock
-                    if k == 1:
-                        dirty[found] = 1
-                    x += width
-                    continue
-                counters[3] += width
-                tstats[t, 1] += width
-                is_rs = rs[i] and x == first
-                if is_rs:
-                    counters[7] += 1
-                    tstats[t, 2] += 1
-                if (m > 0 and not is_rs and o_kind[m - 1] == 0 and o_core[m - 1] == c
-                        and o_task[m - 1] == t and o_start[m - 1] + o_count[m - 1] == x):
-                    o_count[m - 1] += width  # extend the previous fill run
+                if k_ == 2:
+                    counters[4] += 1
                 else:
-                    o_start[m] = x
-                    o_count[m] = width
-                    o_kind[m] = 0
-                    o_core[m] = c
-                    o_task[m] = t
-                    o_rs[m] = is_rs
-                    m += 1
-            old = tags[victim]
-            if old >= 0:
-                counters[5] += width
-                if dirty[victim]:
-                    counters[6] += width
-                    o_start[m] = old
-                    o_count[m] = width
-                    o_kind[m] = 2
-                    o_core[m] = c
-                    o_task[m] = t
-                    o_rs[m] = False
-                    m += 1
-            tags[victim] = x
-            stamps[victim] = clock
-            dirty[victim] = 1 if k != 0 else 0
-            x += width
+                    counters[1 if k_ == 1 else 0] += 1
+                if found >= 0:
+                    stamps[found] = clock
+                    if k_ != 0:
+                        dirty[found] = 1
+                    if k_ != 2:
+                        counters[2] += 1
+                        tstats[t, 0] += 1
+                    continue
+                if k_ != 2:
+                    counters[3] += 1
+                    tstats[t, 1] += 1
+                    if is_rs:
+                        counters[7] += 1
+                        tstats[t, 2] += 1
+                    m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, xx, 1, 0, c,
+                              t, is_rs)
+                old = tags[victim]
+                if old >= 0:
+                    counters[5] += 1
+                    if dirty[victim]:
+                        counters[6] += 1
+                        m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, old, 1,
+                                  2, c, t, False)
+                tags[victim] = xx
+                stamps[victim] = clock
+                dirty[victim] = 1 if k_ != 0 else 0
+                if step > 1 and k_ != 2 and not chit:
+                    # both the canonical and this set missed: the same granule went in at MRU;
+                    # after `ways` such events since the last partial access they may agree
+                    streak[sj] += 1
+                    if streak[sj] >= ways:
+                        streak[sj] = 0
+                        if _same(ctags, cstamps, cdirty, gidx * ways, tags, stamps, dirty,
+                                 sj * ways, ways, j):
+                            own[sj] = 0
+                            n_own[gidx] -= 1
+            x += step
         i += 1
     return i, m, clock
 
@@ -217,12 +343,19 @@ class LRUCache(MemoryLevel):
     def __init__(self, spec, cores: int = 1, max_granule: int = 32):
         super().__init__(spec, cores)
         self.geom = geometry(spec)
-        self.g = _pow2_divisor(self.geom.sets, max_granule)
-        n = self.instances * self.geom.sets * self.geom.ways
+        sets, ways = self.geom.sets, self.geom.ways
+        self.g = _pow2_divisor(sets, max_granule)
+        n_super = self.instances * (sets // self.g)
+        self.ctags = np.full(n_super * ways, -1, dtype=np.int64)  # canonical sets
+        self.cstamps = np.zeros(n_super * ways, dtype=np.int64)
+        self.cdirty = np.zeros(n_super * ways, dtype=np.uint8)
+        n = self.instances * sets * ways  # own sets (valid where own == 1)
         self.tags = np.full(n, -1, dtype=np.int64)
         self.stamps = np.zeros(n, dtype=np.int64)
         self.dirty = np.zeros(n, dtype=np.uint8)
-        self.coarse = np.ones(self.instances * (self.geom.sets // self.g), dtype=np.uint8)
+        self.own = np.zeros(self.instances * sets, dtype=np.uint8)
+        self.n_own = np.zeros(n_super, dtype=np.int64)
+        self.streak = np.zeros(self.instances * sets, dtype=np.int64)
         self.clock = 0
 
     def process(self, req: Requests, tstats: np.ndarray) -> Requests:
@@ -235,8 +368,9 @@ class LRUCache(MemoryLevel):
                    np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.bool_))
             i, m, self.clock = _lru_level(
                 req.start, req.count, req.kind, req.core, req.task, req.run_start, i,
-                self.shared, self.geom.sets, self.geom.ways, self.g, self.tags, self.stamps,
-                self.dirty, self.coarse, self.clock, self.counters, tstats, *buf)
+                self.shared, self.geom.sets, self.geom.ways, self.g, self.ctags, self.cstamps,
+                self.cdirty, self.tags, self.stamps, self.dirty, self.own, self.n_own,
+                self.streak, self.clock, self.counters, tstats, *buf)
             parts.append([b[:m] for b in buf])
             if i >= n:
                 break
@@ -244,16 +378,29 @@ class LRUCache(MemoryLevel):
         return Requests(*cols, line=req.line)
 
     def dirty_lines(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(first line, lines, instance) of every dirty entry; clears the dirty bits."""
+        """(line, 1, instance) of every dirty line, in ascending (instance, line) order
+        whatever the internal representation; clears the dirty bits."""
         sets, ways, g = self.geom.sets, self.geom.ways, self.g
-        slot = np.arange(self.tags.shape[0])
-        inst = slot // (sets * ways)
-        set_ = (slot // ways) % sets
-        is_coarse = self.coarse[inst * (sets // g) + set_ // g] == 1
-        canonical = ~is_coarse | (set_ % g == 0)
-        idx = np.nonzero((self.tags >= 0) & (self.dirty == 1) & canonical)[0]
-        self.dirty[idx] = 0
-        return self.tags[idx], np.where(is_coarse[idx], g, 1), inst[idx]
+        n_super = sets // g
+        # own sets
+        slot = np.nonzero((self.tags >= 0) & (self.dirty == 1) &
+                          (np.repeat(self.own, ways) == 1))[0]
+        lines = [self.tags[slot]]
+        insts = [slot // (sets * ways)]
+        self.dirty[slot] = 0
+        # canonical sets: one line per following set
+        cs = np.nonzero((self.ctags >= 0) & (self.cdirty == 1))[0]
+        gidx = cs // ways
+        inst = gidx // n_super
+        first_set = inst * sets + (gidx % n_super) * g
+        follow = self.own[first_set[:, None] + np.arange(g)[None, :]] == 0
+        lines.append((self.ctags[cs][:, None] + np.arange(g)[None, :])[follow])
+        insts.append(np.broadcast_to(inst[:, None], follow.shape)[follow])
+        self.cdirty[cs] = 0
+        line = np.concatenate(lines)
+        inst = np.concatenate(insts)
+        order = np.lexsort((line, inst))
+        return line[order], np.ones(order.shape[0], np.int64), inst[order]
 
 
 # ----------------------------------------------------------------------------- hierarchy
