@@ -145,15 +145,25 @@ def cmd_models(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from simsnn.build import save_weights
     from simsnn.config.loader import load_config
     from simsnn.datasets import load_dataset
-    from simsnn.train.trainer import train_network
+    from simsnn.errors import ConfigError
+    try:
+        from simsnn.train.shipped import save_model
+        from simsnn.train.trainer import train_network
+    except ImportError as exc:
+        raise ConfigError("simsnn train", "extra", f"training needs the 'train' extra "
+                          f"(pip install 'simsnn[train]'): {exc}") from None
+    out = Path(args.output)
+    if out.suffix not in (".yaml", ".yml"):
+        raise ConfigError(str(out), "output", "must be a .yaml path; the weights go to the "
+                          "NPZ beside it")
     cfg = load_config(args.config, expect="network")
     ds = load_dataset(args.data, seed=args.seed)
-    net, history = train_network(cfg, ds, epochs=args.epochs, seed=args.seed)
-    save_weights(net, args.output)
-    print(f"wrote {args.output}; final {history}")
+    net, history = train_network(cfg, ds, epochs=args.epochs, seed=args.seed,
+                                 threads=args.threads, log=print)
+    yaml_path, npz = save_model(history["config"], net, out, weight_dtype=None)
+    print(f"wrote {yaml_path} and {npz} ({history['seconds']:.1f} s)")
     return 0
 
 
@@ -243,7 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", default="mnist")
     s.add_argument("--epochs", type=int, default=10)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("-o", "--output", required=True, help="weights NPZ to write")
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("-o", "--output", required=True,
+                   help="network YAML to write (weights go to the NPZ beside it)")
     s.set_defaults(fn=cmd_train)
     return p
 

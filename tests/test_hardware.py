@@ -280,3 +280,18 @@ def test_every_preset_is_described_in_the_guide():
                                      (2**30, "1 GiB"), (1000, "1000 B")])
 def test_format_bytes(n, text):
     assert format_bytes(n) == text
+
+
+def test_simsnn_check_validates_hardware_files(tmp_path, capsys):
+    from simsnn.cli import main
+    good = _write(tmp_path, BASE)
+    assert main(["check", str(good), *map(str, SHIPPED)]) == 0
+    assert f"{good}: ok (hardware)" in capsys.readouterr().out
+    data = copy.deepcopy(BASE)
+    data["memory"][0]["size"] = "32000 B"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    assert main(["check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: memory[0]: " in err and "not a multiple of line x ways" in err
+    assert "Traceback" not in err

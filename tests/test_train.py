@@ -218,3 +218,24 @@ def test_regenerate_shipped_smoke(tmp_path):
     res = regenerate_shipped(tmp_path, epochs=1, log=None)
     assert set(res["models"]) == {"dense", "gated", "task_specialized"}
     assert res["total_bytes"] < 20 * 2**20
+
+
+def test_cli_train_writes_a_loadable_model(tmp_path, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    import yaml
+
+    from simsnn.cli import main
+    from simsnn.inference import run_network
+    from simsnn.loading import load_network
+    src = tmp_path / "net.yaml"
+    src.write_text(yaml.safe_dump(make_cfg("dense").model_dump(mode="json", exclude_none=True)))
+    out = tmp_path / "trained" / "net.yaml"
+    assert main(["train", str(src), "--data", "digits", "--epochs", "2", "--threads", "1",
+                 "-o", str(out)]) == 0
+    assert out.exists() and out.with_suffix(".npz").exists()
+    assert "epoch 2/2" in capsys.readouterr().out
+    net = load_network(out)
+    scores, _ = run_network(net, np.random.default_rng(0).random((4, 64)))
+    assert scores.shape == (4, 10)
+    assert main(["train", str(src), "--data", "digits", "-o", str(tmp_path / "w.npz")]) == 2

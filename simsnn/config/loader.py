@@ -16,11 +16,20 @@ except AttributeError:  # pragma: no cover - pyyaml built without libyaml
 
 # kind -> zero-argument factory returning the pydantic model class (import lazily)
 _KINDS: dict[str, Callable[[], type[BaseModel]]] = {}
+# kind -> parser(data, source) for kinds validated outside one pydantic model (hardware)
+_PARSERS: dict[str, Callable[[dict, str], BaseModel]] = {}
 
 
-def register_kind(kind: str, factory: Callable[[], type[BaseModel]]) -> None:
-    """Make ``kind`` loadable by :func:`load_config` and checkable by ``simsnn check``."""
-    _KINDS[kind] = factory
+def register_kind(kind: str, factory: Callable[[], type[BaseModel]] | None = None, *,
+                  parser: Callable[[dict, str], BaseModel] | None = None) -> None:
+    """Make ``kind`` loadable by :func:`load_config` and checkable by ``simsnn check``:
+    either a pydantic model ``factory`` or a ``parser(data, source)`` that raises a
+    one-line error of its own."""
+    if (factory is None) == (parser is None):
+        raise ValueError("give exactly one of factory and parser")
+    _KINDS[kind] = factory or (lambda: BaseModel)
+    if parser is not None:
+        _PARSERS[kind] = parser
 
 
 def known_kinds() -> list[str]:
@@ -97,6 +106,8 @@ def load_config(path: str | Path, expect: str | None = None) -> BaseModel:
                           f"{known_kinds()}")
     if expect is not None and kind != expect:
         raise ConfigError(source, "kind", f"expected a {expect!r} file, got {kind!r}")
+    if kind in _PARSERS:
+        return _PARSERS[kind](data, source)
     return validate(_KINDS[kind](), data, source)
 
 
@@ -112,3 +123,13 @@ def _experiment_model() -> type[BaseModel]:
 
 register_kind("network", _network_model)
 register_kind("experiment", _experiment_model)
+
+
+def _parse_hardware(data: dict, source: str) -> BaseModel:
+    from hwmodels.loader import build_levels, parse_hardware
+    spec = parse_hardware(data, source)
+    build_levels(spec)  # geometry the models themselves check
+    return spec
+
+
+register_kind("hardware", parser=_parse_hardware)
