@@ -14,9 +14,12 @@ Speed comes from coalescing aligned runs: a level groups its sets into super-set
 consecutive sets (G a power of two dividing the set count, at most ``max_granule``). While every
 access to a super-set covers whole aligned granules of G lines, the G lines of each granule share
 one access history and sit at the same way of consecutive sets, so the G sets are identical up to
-a shift and one event per granule simulates them all. The first partial access to a super-set
-materialises its sets and it continues line by line. The result is exact; spike traces, whose
-weight rows and membrane blocks are long aligned runs, mostly stay coarse.
+a shift and one step per granule simulates them all (the *canonical* set). A partial access gives
+the set it touches its own state, simulated line by line; an own set rejoins the canonical one
+when it again holds the same lines in the same recency order with the same dirty bits (from then
+on LRU decides alike), and a super-set whose sets all have their own, mutually agreeing states
+becomes canonical again. The result is exact; spike traces, whose weight rows and membrane
+blocks are long aligned runs, mostly stay coarse. See docs/cache-model.md.
 """
 from __future__ import annotations
 
@@ -78,46 +81,36 @@ def geometry(lv, index: int = 0) -> LevelGeometry:
 
 # ----------------------------------------------------------------------------- kernel
 @njit(cache=True)
-def _way(tags, stamps, base, ways, x):  # pragma: no cover - compiled
-    """(way holding line/granule x or -1, LRU victim way) of the set starting at ``base``."""
-    victim = base
-    vs = stamps[base]
-    for w in range(base, base + ways):
-        tw = tags[w]
-        if tw == x:
-            return w, w
-        if tw < 0:
-            if vs >= 0:
-                victim = w
-                vs = -1
-        elif vs >= 0 and stamps[w] < vs:
-            victim = w
-            vs = stamps[w]
-    return -1, victim
-
-
-@njit(cache=True)
-def _same(ctags, cstamps, cdirty, cbase, tags, stamps, dirty, base, ways, k):  # pragma: no cover
-    """Does own set ``base`` hold what canonical set ``cbase`` holds, shifted by ``k`` lines?"""
+def _equiv(tags, stamps, dirty, abase, base, ways, k):  # pragma: no cover - compiled
+    """Does the set at ``base`` behave as the set at ``abase`` shifted by ``k`` lines from now
+    on: the same valid lines (``tag + k``), dirty bits and recency order? Future stamps
+    exceed every stamp held, so LRU decisions depend on nothing else."""
+    n_a = 0
+    n_b = 0
+    for w in range(ways):
+        n_a += tags[abase + w] >= 0
     for w in range(base, base + ways):
         t = tags[w]
         if t < 0:
             continue
-        hit = False
-        for v in range(cbase, cbase + ways):
-            if ctags[v] >= 0 and ctags[v] + k == t:
-                if cstamps[v] != stamps[w] or cdirty[v] != dirty[w]:
-                    return False
-                hit = True
+        n_b += 1
+        match = -1
+        for v in range(abase, abase + ways):
+            if tags[v] >= 0 and tags[v] + k == t:
+                match = v
                 break
-        if not hit:
+        if match < 0 or dirty[match] != dirty[w]:
             return False
-    n_own = 0
-    n_can = 0
-    for w in range(base, base + ways):
-        n_own += tags[w] >= 0
-        n_can += ctags[cbase + w - base] >= 0
-    return n_own == n_can
+        # same rank among the valid lines of each set
+        for u in range(base, base + ways):
+            if u == w or tags[u] < 0:
+                continue
+            for v in range(abase, abase + ways):
+                if tags[v] >= 0 and tags[v] + k == tags[u]:
+                    if (stamps[u] < stamps[w]) != (stamps[v] < stamps[match]):
+                        return False
+                    break
+    return n_a == n_b
 
 
 @njit(cache=True)
@@ -137,19 +130,21 @@ def _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, x, width, kind, c, 
 
 
 @njit(cache=True)
-def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, ctags, cstamps,
-               cdirty, tags, stamps, dirty, own, n_own, streak, clock, counters, tstats, o_start,
-               o_count, o_kind, o_core, o_task, o_rs):  # pragma: no cover - compiled
+def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, nc, tags, stamps,
+               dirty, own, n_own, streak, retry, clock, counters, tstats, o_start, o_count,
+               o_kind, o_core, o_task, o_rs):  # pragma: no cover - compiled
     """One LRU level over ordered line runs from request ``i0``; writes the runs for the level
     below into the ``o_*`` buffers and stops before a request that might overflow them.
     Returns (next request, outputs written, clock).
 
-    Sets are grouped in super-sets of g consecutive sets. A set that has seen only whole
-    aligned granules (g lines) holds exactly what every such set of its super-set holds,
-    shifted by its offset, so one *canonical* set per super-set (``ctags``...) stands for all
-    of them and a granule access is one event. A partial access gives the set it touches its
-    own state (``own``; ``tags``...), simulated line by line; when an own set again holds what
-    the canonical set holds it rejoins it.
+    ``tags``/``stamps``/``dirty`` hold ``ways`` slots per set: first the ``nc`` canonical sets
+    (one per super-set of ``g`` consecutive sets and instance), then one own set per cache set
+    (valid where ``own`` is 1). A set that has seen only whole aligned granules holds exactly
+    what every such set of its super-set holds, shifted by its offset, so the canonical set
+    stands for all of them and a granule access is one step of width ``g``. A partial access
+    gives the set it touches its own state, simulated line by line (width 1); when an own set
+    again holds what the canonical set holds it rejoins it. Invalid slots carry negative
+    stamps in way order, so the least recent stamp picks the first free way, then true LRU.
     """
     n = start.shape[0]
     cap = o_start.shape[0]
@@ -161,6 +156,7 @@ def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, ct
     gshift = 0
     while (1 << gshift) < g:
         gshift += 1
+    c_ld = c_st = c_hit = c_miss = c_wbin = c_ev = c_wbout = c_rs = 0
     i = i0
     while i < n:
         if m + 2 * count[i] > cap:  # worst case: every line misses and evicts a dirty line
@@ -172,159 +168,240 @@ def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, ct
         x0 = start[i]
         end = x0 + count[i]
         x = x0
+        t_hit = t_miss = t_rs = 0
         while x < end:
-            if pow2:
-                s = x & smask
-                ss = s >> gshift
-                off = s & gmask
-            else:
-                s = x % sets
-                ss = s // g
-                off = s % g
+            s = x & smask if pow2 else x % sets
+            ss = s >> gshift
+            off = s & gmask
             clock += 1
             sidx = inst * sets + s  # global set index
             gidx = inst * n_super + ss  # global super-set index
             if off == 0 and x + g <= end:
-                # ---- a whole aligned granule. The canonical set always takes it (it is the
-                # state of a set that has seen only whole granules); it counts for the
-                # sets that follow it, the own sets count for themselves.
-                followers = g - n_own[gidx]
-                cb = gidx * ways
-                found, victim = _way(ctags, cstamps, cb, ways, x)
-                chit = found >= 0
-                vtag = -1
-                vdirty = 0
-                if k_ == 2:
-                    counters[4] += followers
-                else:
-                    counters[1 if k_ == 1 else 0] += followers
-                if chit:
-                    cstamps[found] = clock
-                    if k_ != 0:
-                        cdirty[found] = 1
-                    if k_ != 2:
-                        counters[2] += followers
-                        tstats[t, 0] += followers
-                else:
-                    if k_ != 2:
-                        counters[3] += followers
-                        tstats[t, 1] += followers
-                    vtag = ctags[victim]
-                    vdirty = cdirty[victim]
-                    if vtag >= 0:
-                        counters[5] += followers
-                        if vdirty:
-                            counters[6] += followers
-                    ctags[victim] = x
-                    cstamps[victim] = clock
-                    cdirty[victim] = 1 if k_ != 0 else 0
-                if n_own[gidx] == 0:  # every set follows: one output per kind
-                    if not chit:
-                        is_rs = rs[i] and x == x0
+                base = gidx * ways
+                width = g
+                if n_own[gidx] == g and retry[gidx] <= 0:
+                    # every set has its own state: if they all agree (up to their shift),
+                    # the first becomes the canonical set again
+                    ob0 = (nc + sidx) * ways
+                    agree = True
+                    for j in range(1, g):
+                        if not _equiv(tags, stamps, dirty, ob0, ob0 + j * ways, ways, j):
+                            agree = False
+                            break
+                    if agree:
+                        for w in range(ways):
+                            tags[base + w] = tags[ob0 + w]
+                            stamps[base + w] = stamps[ob0 + w]
+                            dirty[base + w] = dirty[ob0 + w]
+                        for j in range(g):
+                            own[sidx + j] = 0
+                            streak[sidx + j] = 0
+                        n_own[gidx] = 0
+                    else:
+                        retry[gidx] = ways  # try again after as many granules
+                if n_own[gidx] != 0:
+                    # ---- a whole granule on a super-set where some sets have their own
+                    # state: the canonical set takes it for the followers, then each own set
+                    # takes its line.
+                    retry[gidx] -= 1
+                    followers = g - n_own[gidx]
+                    found = -1
+                    for w in range(base, base + ways):
+                        if tags[w] == x:
+                            found = w
+                            break
+                    if k_ == 2:
+                        c_wbin += followers
+                    elif k_ == 1:
+                        c_st += followers
+                    else:
+                        c_ld += followers
+                    chit = found >= 0
+                    vtag = -1
+                    vdirty = 0
+                    if chit:
+                        stamps[found] = clock
+                        if k_ != 0:
+                            dirty[found] = 1
                         if k_ != 2:
-                            if is_rs:
-                                counters[7] += 1
-                                tstats[t, 2] += 1
-                            m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, x, g,
-                                      0, c, t, is_rs)
-                        if vtag >= 0 and vdirty:
-                            m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, vtag,
-                                      g, 2, c, t, False)
+                            c_hit += followers
+                            t_hit += followers
+                    else:
+                        victim = base
+                        vs = stamps[base]
+                        for w in range(base + 1, base + ways):
+                            sw = stamps[w]
+                            if sw < vs:
+                                vs = sw
+                                victim = w
+                        if k_ != 2:
+                            c_miss += followers
+                            t_miss += followers
+                        vtag = tags[victim]
+                        vdirty = dirty[victim]
+                        if vtag >= 0:
+                            c_ev += followers
+                            if vdirty:
+                                c_wbout += followers
+                        tags[victim] = x
+                        stamps[victim] = clock
+                        dirty[victim] = 1 if k_ != 0 else 0
+                    j = 0
+                    while j < g:
+                        sj = sidx + j
+                        if own[sj] == 0:
+                            # a span of followers: they share the canonical result, so
+                            # their fills (and write-backs) go out as runs
+                            jn = j + 1
+                            while jn < g and own[sidx + jn] == 0:
+                                jn += 1
+                            if not chit:
+                                is_rs = rs[i] and x + j == x0
+                                if k_ != 2:
+                                    if is_rs:
+                                        c_rs += 1
+                                        t_rs += 1
+                                    m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs,
+                                              m, x + j, jn - j, 0, c, t, is_rs)
+                                if vtag >= 0 and vdirty:
+                                    m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs,
+                                              m, vtag + j, jn - j, 2, c, t, False)
+                            j = jn
+                            continue
+                        # one line on an own set
+                        xx = x + j
+                        ob = (nc + sj) * ways
+                        found = -1
+                        for w in range(ob, ob + ways):
+                            if tags[w] == xx:
+                                found = w
+                                break
+                        if k_ == 2:
+                            c_wbin += 1
+                        elif k_ == 1:
+                            c_st += 1
+                        else:
+                            c_ld += 1
+                        if found >= 0:
+                            stamps[found] = clock
+                            if k_ != 0:
+                                dirty[found] = 1
+                            if k_ != 2:
+                                c_hit += 1
+                                t_hit += 1
+                        else:
+                            victim = ob
+                            vs = stamps[ob]
+                            for w in range(ob + 1, ob + ways):
+                                sw = stamps[w]
+                                if sw < vs:
+                                    vs = sw
+                                    victim = w
+                            is_rs = rs[i] and xx == x0
+                            if k_ != 2:
+                                c_miss += 1
+                                t_miss += 1
+                                if is_rs:
+                                    c_rs += 1
+                                    t_rs += 1
+                                m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m,
+                                          xx, 1, 0, c, t, is_rs)
+                            old = tags[victim]
+                            if old >= 0:
+                                c_ev += 1
+                                if dirty[victim]:
+                                    c_wbout += 1
+                                    m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs,
+                                              m, old, 1, 2, c, t, False)
+                            tags[victim] = xx
+                            stamps[victim] = clock
+                            dirty[victim] = 1 if k_ != 0 else 0
+                            if k_ != 2 and not chit:
+                                # both the canonical and this set missed: the same granule
+                                # went in at MRU; after `ways` such events since the last
+                                # partial access they may agree again
+                                streak[sj] += 1
+                                if streak[sj] >= ways:
+                                    streak[sj] = 0
+                                    if _equiv(tags, stamps, dirty, base, ob, ways, j):
+                                        own[sj] = 0
+                                        n_own[gidx] -= 1
+                        j += 1
                     x += g
                     continue
-                j0, j1, step = 0, g, g  # mixed: followers from the canonical result
             else:
                 # ---- a partial access: this set gets (or keeps) its own state
+                base = (nc + sidx) * ways
+                width = 1
                 streak[sidx] = 0
                 if own[sidx] == 0:
                     own[sidx] = 1
                     n_own[gidx] += 1
                     cb = gidx * ways
-                    b = sidx * ways
                     for w in range(ways):
-                        tg = ctags[cb + w]
-                        tags[b + w] = tg + off if tg >= 0 else -1
-                        stamps[b + w] = cstamps[cb + w]
-                        dirty[b + w] = cdirty[cb + w]
-                j0, j1, step = 0, 1, 1
-                chit = True
-                vtag = -1
-                vdirty = 0
-            for j in range(j0, j1):
-                xx = x + j
-                is_rs = rs[i] and xx == x0
-                sj = sidx + j
-                if own[sj] == 0:  # a follower in a mixed granule
-                    if not chit:
-                        if k_ != 2:
-                            if is_rs:
-                                counters[7] += 1
-                                tstats[t, 2] += 1
-                            m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, xx, 1,
-                                      0, c, t, is_rs)
-                        if vtag >= 0 and vdirty:
-                            m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m,
-                                      vtag + j, 1, 2, c, t, False)
-                    continue
-                # one line on an own set
-                base = sj * ways
-                found = -1
+                        tg = tags[cb + w]
+                        tags[base + w] = tg + off if tg >= 0 else -1
+                        stamps[base + w] = stamps[cb + w]
+                        dirty[base + w] = dirty[cb + w]
+            # ---- one LRU step of `width` lines (a pure granule or one own line)
+            found = -1
+            for w in range(base, base + ways):
+                if tags[w] == x:
+                    found = w
+                    break
+            if k_ == 2:
+                c_wbin += width
+            elif k_ == 1:
+                c_st += width
+            else:
+                c_ld += width
+            if found >= 0:
+                stamps[found] = clock
+                if k_ != 0:
+                    dirty[found] = 1
+                if k_ != 2:
+                    c_hit += width
+                    t_hit += width
+            else:
                 victim = base
                 vs = stamps[base]
-                for w in range(base, base + ways):
-                    tw = tags[w]
-                    if tw == xx:
-                        found = w
-                        break
-                    if tw < 0:
-                        if vs >= 0:
-                            victim = w
-                            vs = -1
-                    elif vs >= 0 and stamps[w] < vs:
+                for w in range(base + 1, base + ways):
+                    sw = stamps[w]
+                    if sw < vs:
+                        vs = sw
                         victim = w
-                        vs = stamps[w]
-                if k_ == 2:
-                    counters[4] += 1
-                else:
-                    counters[1 if k_ == 1 else 0] += 1
-                if found >= 0:
-                    stamps[found] = clock
-                    if k_ != 0:
-                        dirty[found] = 1
-                    if k_ != 2:
-                        counters[2] += 1
-                        tstats[t, 0] += 1
-                    continue
                 if k_ != 2:
-                    counters[3] += 1
-                    tstats[t, 1] += 1
+                    is_rs = rs[i] and x == x0
+                    c_miss += width
+                    t_miss += width
                     if is_rs:
-                        counters[7] += 1
-                        tstats[t, 2] += 1
-                    m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, xx, 1, 0, c,
-                              t, is_rs)
+                        c_rs += 1
+                        t_rs += 1
+                    m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, x, width, 0,
+                              c, t, is_rs)
                 old = tags[victim]
                 if old >= 0:
-                    counters[5] += 1
+                    c_ev += width
                     if dirty[victim]:
-                        counters[6] += 1
-                        m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, old, 1,
-                                  2, c, t, False)
-                tags[victim] = xx
+                        c_wbout += width
+                        m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, old,
+                                  width, 2, c, t, False)
+                tags[victim] = x
                 stamps[victim] = clock
                 dirty[victim] = 1 if k_ != 0 else 0
-                if step > 1 and k_ != 2 and not chit:
-                    # both the canonical and this set missed: the same granule went in at MRU;
-                    # after `ways` such events since the last partial access they may agree
-                    streak[sj] += 1
-                    if streak[sj] >= ways:
-                        streak[sj] = 0
-                        if _same(ctags, cstamps, cdirty, gidx * ways, tags, stamps, dirty,
-                                 sj * ways, ways, j):
-                            own[sj] = 0
-                            n_own[gidx] -= 1
-            x += step
+            x += width
+        tstats[t, 0] += t_hit
+        tstats[t, 1] += t_miss
+        tstats[t, 2] += t_rs
         i += 1
+    counters[_LOADS] += c_ld
+    counters[_STORES] += c_st
+    counters[_HITS] += c_hit
+    counters[_MISSES] += c_miss
+    counters[_WB_IN] += c_wbin
+    counters[_EVICT] += c_ev
+    counters[_WB_OUT] += c_wbout
+    counters[_RS_MISS] += c_rs
     return i, m, clock
 
 
@@ -345,17 +422,22 @@ class LRUCache(MemoryLevel):
         self.geom = geometry(spec)
         sets, ways = self.geom.sets, self.geom.ways
         self.g = _pow2_divisor(sets, max_granule)
-        n_super = self.instances * (sets // self.g)
-        self.ctags = np.full(n_super * ways, -1, dtype=np.int64)  # canonical sets
-        self.cstamps = np.zeros(n_super * ways, dtype=np.int64)
-        self.cdirty = np.zeros(n_super * ways, dtype=np.uint8)
-        n = self.instances * sets * ways  # own sets (valid where own == 1)
-        self.tags = np.full(n, -1, dtype=np.int64)
-        self.stamps = np.zeros(n, dtype=np.int64)
-        self.dirty = np.zeros(n, dtype=np.uint8)
+        self.nc = self.instances * (sets // self.g)  # canonical sets, then one own set per set
+        n_slots = (self.nc + self.instances * sets) * ways
+        # own slots are written whole when a set gets its own state: only the canonical ones
+        # are initialised (untouched pages of a large cache cost nothing)
+        self.tags = np.empty(n_slots, dtype=np.int64)
+        self.stamps = np.empty(n_slots, dtype=np.int64)
+        self.dirty = np.empty(n_slots, dtype=np.uint8)
+        k = self.nc * ways
+        self.tags[:k] = -1
+        # free slots: negative stamps in way order (the first free way is the LRU one)
+        self.stamps[:k] = np.tile(np.arange(ways, dtype=np.int64) - ways, self.nc)
+        self.dirty[:k] = 0
         self.own = np.zeros(self.instances * sets, dtype=np.uint8)
-        self.n_own = np.zeros(n_super, dtype=np.int64)
+        self.n_own = np.zeros(self.nc, dtype=np.int64)
         self.streak = np.zeros(self.instances * sets, dtype=np.int64)
+        self.retry = np.zeros(self.nc, dtype=np.int64)
         self.clock = 0
 
     def process(self, req: Requests, tstats: np.ndarray) -> Requests:
@@ -368,9 +450,9 @@ class LRUCache(MemoryLevel):
                    np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.bool_))
             i, m, self.clock = _lru_level(
                 req.start, req.count, req.kind, req.core, req.task, req.run_start, i,
-                self.shared, self.geom.sets, self.geom.ways, self.g, self.ctags, self.cstamps,
-                self.cdirty, self.tags, self.stamps, self.dirty, self.own, self.n_own,
-                self.streak, self.clock, self.counters, tstats, *buf)
+                self.shared, self.geom.sets, self.geom.ways, self.g, self.nc, self.tags,
+                self.stamps, self.dirty, self.own, self.n_own, self.streak, self.retry, self.clock,
+                self.counters, tstats, *buf)
             parts.append([b[:m] for b in buf])
             if i >= n:
                 break
@@ -380,23 +462,24 @@ class LRUCache(MemoryLevel):
     def dirty_lines(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(line, 1, instance) of every dirty line, in ascending (instance, line) order
         whatever the internal representation; clears the dirty bits."""
-        sets, ways, g = self.geom.sets, self.geom.ways, self.g
+        sets, ways, g, nc = self.geom.sets, self.geom.ways, self.g, self.nc
         n_super = sets // g
+        split = nc * ways
         # own sets
-        slot = np.nonzero((self.tags >= 0) & (self.dirty == 1) &
-                          (np.repeat(self.own, ways) == 1))[0]
+        slot = (split + np.nonzero(self.own)[0][:, None] * ways + np.arange(ways)).ravel()
+        slot = slot[(self.tags[slot] >= 0) & (self.dirty[slot] == 1)]
         lines = [self.tags[slot]]
-        insts = [slot // (sets * ways)]
+        insts = [(slot - split) // (sets * ways)]
         self.dirty[slot] = 0
         # canonical sets: one line per following set
-        cs = np.nonzero((self.ctags >= 0) & (self.cdirty == 1))[0]
+        cs = np.nonzero((self.tags[:split] >= 0) & (self.dirty[:split] == 1))[0]
         gidx = cs // ways
         inst = gidx // n_super
         first_set = inst * sets + (gidx % n_super) * g
         follow = self.own[first_set[:, None] + np.arange(g)[None, :]] == 0
-        lines.append((self.ctags[cs][:, None] + np.arange(g)[None, :])[follow])
+        lines.append((self.tags[cs][:, None] + np.arange(g)[None, :])[follow])
         insts.append(np.broadcast_to(inst[:, None], follow.shape)[follow])
-        self.cdirty[cs] = 0
+        self.dirty[cs] = 0
         line = np.concatenate(lines)
         inst = np.concatenate(insts)
         order = np.lexsort((line, inst))
@@ -404,6 +487,23 @@ class LRUCache(MemoryLevel):
 
 
 # ----------------------------------------------------------------------------- hierarchy
+@njit(cache=True)
+def _line_runs(addr, length, wr, cr, cores, shift, first, count, kind):  # pragma: no cover
+    """Byte ranges -> (first line, line count, kind); 1 on a bad range, 2 on a bad core."""
+    for i in range(addr.shape[0]):
+        a = addr[i]
+        n = length[i]
+        if a < 0 or n < 1:
+            return 1
+        if cr[i] < 0 or cr[i] >= cores:
+            return 2
+        f = a >> shift
+        first[i] = f
+        count[i] = ((a + n - 1) >> shift) + 1 - f
+        kind[i] = STORE if wr[i] else LOAD
+    return 0
+
+
 class CacheHierarchy:
     """A chain of memory levels (LRU caches by default) in front of main memory.
 
@@ -433,23 +533,25 @@ class CacheHierarchy:
 
     def requests(self, addresses, lengths=None, writes=None, cores=None, tasks=None) -> Requests:
         """Turn byte ranges into line-run requests."""
-        addr = np.asarray(addresses, dtype=np.int64).reshape(-1)
+        addr = np.ascontiguousarray(addresses, dtype=np.int64).reshape(-1)
         n = addr.shape[0]
-        length = np.ones(n, np.int64) if lengths is None else np.asarray(lengths, np.int64)
-        wr = np.zeros(n, np.bool_) if writes is None else np.asarray(writes, np.bool_)
-        cr = np.zeros(n, np.int64) if cores is None else np.asarray(cores, np.int64)
-        tk = np.zeros(n, np.int64) if tasks is None else np.asarray(tasks, np.int64)
+        length = np.ones(n, np.int64) if lengths is None else \
+            np.ascontiguousarray(lengths, np.int64)
+        wr = np.zeros(n, np.bool_) if writes is None else np.ascontiguousarray(writes, np.bool_)
+        cr = np.zeros(n, np.int64) if cores is None else np.ascontiguousarray(cores, np.int64)
+        tk = np.zeros(n, np.int64) if tasks is None else np.ascontiguousarray(tasks, np.int64)
         if length.shape != (n,) or wr.shape != (n,) or cr.shape != (n,) or tk.shape != (n,):
             raise ValueError("lengths, writes, cores and tasks must match addresses")
-        if n and (np.any(length < 1) or np.any(addr < 0)):
+        first = np.empty(n, np.int64)
+        count = np.empty(n, np.int64)
+        kind = np.empty(n, np.int8)
+        bad = _line_runs(addr, length, wr, cr, self.cores, self.line.bit_length() - 1, first,
+                         count, kind)
+        if bad == 1:
             raise ValueError("addresses must be non-negative and lengths positive")
-        if n and (cr.min() < 0 or cr.max() >= self.cores):
+        if bad == 2:
             raise ValueError(f"core ids must be within 0..{self.cores - 1}")
-        shift = self.line.bit_length() - 1
-        first = addr >> shift
-        count = ((addr + length - 1) >> shift) + 1 - first
-        return Requests(first, count, np.where(wr, STORE, LOAD).astype(np.int8), cr, tk,
-                        np.ones(n, np.bool_), self.line)
+        return Requests(first, count, kind, cr, tk, np.ones(n, np.bool_), self.line)
 
     def access(self, addresses, lengths=None, writes=None, cores=None, tasks=None,
                n_tasks: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,7 @@
 """Memory layout of a network for the event-driven program: one address region per array.
 
-Regions are allocated one after the other from address 0, each aligned to ``align`` bytes. Unit
+Regions are allocated one after the other from address 0: arrays of at least ``align`` bytes on
+``align`` boundaries (pages), smaller ones packed on ``small_align`` (cache lines). Unit
 storage order: gated layers with ``groups: contiguous`` store shared units first, then group 0,
 group 1, ...; otherwise units keep their index order. See docs/workload.md.
 """
@@ -45,12 +46,13 @@ class NetworkLayout:
 
 
 class _Allocator:
-    def __init__(self, align: int):
-        self.align, self.top = align, 0
+    def __init__(self, align: int, small_align: int):
+        self.align, self.small_align, self.top = align, small_align, 0
         self.regions: dict[str, tuple[int, int]] = {}
 
     def __call__(self, name: str, nbytes: int) -> tuple[int, int]:
-        base = -(-self.top // self.align) * self.align
+        align = self.align if nbytes >= self.align else self.small_align
+        base = -(-self.top // align) * align
         self.top = base + max(int(nbytes), 1)
         self.regions[name] = (base, int(nbytes))
         return base, int(nbytes)
@@ -143,7 +145,7 @@ def build_layout(net: AnyNetwork, cfg: LayoutConfig | None = None,
     cfg = cfg or LayoutConfig()
     dtype = cfg.weight_dtype or net.weight_dtype
     wb = DTYPE_BYTES[dtype]
-    alloc = _Allocator(cfg.align)
+    alloc = _Allocator(cfg.align, cfg.small_align)
     n_in = int(np.prod(net.input_shape))
     alloc("input", n_in * 4)
     alloc("input.events", n_in * 8)

@@ -26,7 +26,10 @@ class LayoutConfig(Strict):
     partition: Literal["active", "static"] = Field(
         "active", description="Split a layer's work over cores: active = the open units in "
         "equal shares; static = fixed equal blocks of all units.")
-    align: PositiveInt = Field(4096, description="Byte alignment of every array (4096: "
-                               "pages, as an allocator gives large arrays).")
+    align: PositiveInt = Field(4096, description="Byte alignment of arrays of at least this "
+                               "size (4096: pages, as an allocator maps large arrays).")
+    small_align: PositiveInt = Field(64, description="Byte alignment of smaller arrays (64: "
+                                     "packed on cache lines, as a heap allocator places "
+                                     "small arrays).")
     samples: PositiveInt | None = Field(None, description="Simulate only the first N samples "
                                         "of the trace.")
