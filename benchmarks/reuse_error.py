@@ -1,11 +1,15 @@
 """Miss-count error and speed of the reuse-distance fast mode against the exact LRU mode.
 
-    python benchmarks/reuse_error.py [--samples 16] [--cores 1 4] [--seed 0]
+    python benchmarks/reuse_error.py [--samples 16] [--cores 1 2] [--seed 0]
+    python benchmarks/reuse_error.py --synthetic ...
 
-Workloads are synthetic, spike-like replays of a 784-1024-1024-10 dense SNN (fp16 weights, fp32
-membranes), layer by layer and time step by time step, with each layer's columns split among the
-cores; and a per-layer gated variant that reads only the shared quarter of the hidden columns
-plus 1-2 of 8 column groups (unaligned segments). Any :class:`hwmodels.Workload` can be passed
+By default the workloads are the shipped MNIST-subset models (dense, per-layer gated,
+task-specialized) lowered with their real traces on the first test images, priced on the
+zen4-epyc and xeon-vm-2c presets. With ``--synthetic`` they are synthetic, spike-like replays
+of a 784-1024-1024-10 dense SNN (fp16 weights, fp32 membranes), layer by layer and time step by
+time step, with each layer's columns split among the cores; and a per-layer gated variant that
+reads only the shared quarter of the hidden columns plus 1-2 of 8 column groups (unaligned
+segments). Any :class:`hwmodels.Workload` can be passed
 to :func:`error_report` instead.
 """
 from __future__ import annotations
@@ -156,15 +160,43 @@ def _print(rep: dict, label: str) -> None:
           f"{m['writes'][0]} / {m['writes'][1]} ({m['writes'][2]:+.2%})")
 
 
+def shipped(samples: int, cores_list, presets=("zen4-epyc", "xeon-vm-2c")) -> None:
+    """Error report of the shipped models' real workloads on the presets' caches."""
+    import simsnn
+    from hwmodels.loader import load_hardware
+    from simsnn.datasets import load_dataset
+    from simsnn.lowering import lower
+    x = load_dataset("mnist").x_test[:samples]
+    hws = {name: [m for m in load_hardware(name).memory] for name in presets}
+    for cores in cores_list:
+        for model in ("mnist-dense", "mnist-gated", "mnist-taskspec"):
+            net = simsnn.load_network(model)
+            _, trace = simsnn.run_network(net, x, record=True)
+            wl = lower(net, trace, cores=cores)
+            wl.meta["name"] = f"{model}-{cores}c"
+            t0 = time.perf_counter()
+            prof = profile_workload(wl, sets=set_counts([m for lv in hws.values() for m in lv]))
+            t_prof = time.perf_counter() - t0
+            for label, levels in hws.items():
+                rep = error_report(wl, levels, cores, profile=prof)
+                rep["time"]["profile"] = t_prof
+                _print(rep, label)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=16)
-    ap.add_argument("--cores", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--cores", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--synthetic", action="store_true")
     args = ap.parse_args(argv)
     error_report(spike_workload(True, 1, 1, cores=2), ZEN4)  # compile / load the kernels
     print(f"# python benchmarks/reuse_error.py --samples {args.samples} --cores "
-          f"{' '.join(map(str, args.cores))} --seed {args.seed}")
+          f"{' '.join(map(str, args.cores))} --seed {args.seed}"
+          f"{' --synthetic' if args.synthetic else ''}")
+    if not args.synthetic:
+        shipped(args.samples, args.cores)
+        return
     for cores in args.cores:
         for gated in (False, True):
             wl = spike_workload(gated, args.samples, cores=cores, seed=args.seed)

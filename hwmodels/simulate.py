@@ -55,10 +55,14 @@ def memory_counts(workload: Workload, spec: HardwareSpec, cores: int, mode: str)
                           core, task, n_tasks=workload.n_tasks)
         return h.stats(), tl, tm
     if mode == "fast":
-        from hwmodels.reuse import price, reuse_profile
+        from hwmodels.reuse import price, reuse_profile, set_counts
+        caches = [m for m in spec.memory if m.type == "cache"]
+        if len(caches) != len(spec.memory):
+            raise HardwareError("the fast memory mode prices LRU caches only; use "
+                                "memory_mode: exact for other memory levels")
         prof = reuse_profile(workload.addr[order], workload.length[order],
                              workload.write[order], core, task, workload.n_tasks, cores,
-                             line=_line(spec))
+                             line=_line(spec), sets=set_counts(caches))
         return price(prof, spec.memory, cores)
     raise HardwareError(f"unknown memory mode {mode!r}; expected 'exact' or 'fast'")
 

@@ -143,6 +143,28 @@ def test_simulate_reports_everything():
     assert set(rep["energy"]["sources"]) >= set(rep["energy"]["dynamic_j"])
 
 
+def test_fast_mode_agrees_with_exact_through_simulate():
+    net = simsnn.load_network(NETS["dense"])
+    tr = synthesize_trace(net, SynthParams(samples=6, rate=0.2, seed=4))
+    hw = tiny_hw(memory=[
+        {"name": "L1", "size": "512 B", "ways": 2, "latency": 4, "bandwidth": 64,
+         "read": priced("10 pJ"), "write": priced("12 pJ")},
+        {"name": "L2", "size": "4 KiB", "ways": 4, "latency": 12, "bandwidth": 32,
+         "shared": True, "read": priced("20 pJ"), "write": priced("22 pJ")}])
+    exact = simsnn.simulate(net, tr, hw, mode="exact", cores=2).report
+    fast = simsnn.simulate(net, tr, hw, mode="fast", cores=2).report
+    assert fast["memory_mode"] == "fast"
+    for e, f in zip(exact["cache"][:-1], fast["cache"][:-1]):
+        assert f["fast_model"] == "per-set"
+        assert f["misses"] == pytest.approx(e["misses"], rel=0.02, abs=2), e["name"]
+    assert fast["latency_s"] == pytest.approx(exact["latency_s"], rel=0.05)
+    scratch = tiny_hw(memory=[{"type": "scratchpad", "name": "SP", "size": "1 KiB",
+                               "latency": 1, "bandwidth": 64, "read": priced("1 pJ"),
+                               "write": priced("1 pJ")}])
+    with pytest.raises(Exception, match="LRU caches only"):
+        simsnn.simulate(net, tr, scratch, mode="fast")
+
+
 def test_plugin_found_through_entry_points(tmp_path, monkeypatch):
     # a fake installed distribution that declares the docs example as a component
     dist = tmp_path / "neuro_plugin-0.1.dist-info"
