@@ -519,6 +519,14 @@ class CacheHierarchy:
         self.levels: list[MemoryLevel] = [
             lv if isinstance(lv, MemoryLevel) else LRUCache(geometry(lv, i), cores, max_granule)
             for i, lv in enumerate(levels)]
+        # a granule's fills go out before its write-backs; that equals the line-by-line order
+        # only if the next cache's set count is a multiple of this one's: otherwise this level
+        # runs line by line (exact either way, only slower)
+        caches = [i for i, lv in enumerate(self.levels) if isinstance(lv, LRUCache)]
+        for a, b in zip(caches, caches[1:]):
+            above, below = self.levels[a], self.levels[b]
+            if above.g > 1 and below.geom.sets % above.geom.sets:
+                self.levels[a] = LRUCache(above.spec, cores, max_granule=1)
         lines = {lv.geom.line for lv in self.levels if isinstance(lv, LRUCache)}
         if len(lines) > 1:
             raise CacheGeometryError("all cache levels must use the same line size")

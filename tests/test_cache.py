@@ -268,3 +268,26 @@ def test_a_super_set_whose_own_sets_agree_becomes_canonical_again(dirty_one):
     fine.flush()
     coarse.flush()
     assert coarse.stats() == fine.stats()
+
+
+def test_set_counts_that_do_not_divide_stay_exact():
+    """An L2 whose set count is not a multiple of the L1's (48 vs 32 sets): dirty victims of
+    coarse granules must reach it in line order, so the L1 runs line by line there."""
+    rng = np.random.default_rng(7)
+    levels = [{"size": 64 * 32 * 2, "line": 64, "ways": 2},
+              {"size": 64 * 48 * 2, "line": 64, "ways": 2}]
+    start = rng.integers(0, 200, 2000) * 32 * 64
+    lengths = np.full(2000, 32 * 64)
+    writes = rng.random(2000) < 0.5
+    coarse = CacheHierarchy(levels)
+    assert coarse.levels[0].g == 1
+    fine = CacheHierarchy(levels, max_granule=1)
+    ref = ReferenceLRU(levels)
+    for a, w in zip(start.tolist(), writes.tolist()):
+        for line in range(a // 64, a // 64 + 32):
+            ref.access(line * 64, w)
+    for h in (coarse, fine):
+        h.access(start, lengths, writes)
+    assert coarse.stats() == fine.stats()
+    for r, o in zip(ref.stats, coarse.stats()):
+        assert {k: o[k] for k in r} == r
