@@ -130,6 +130,28 @@ def _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, x, width, kind, c, 
 
 
 @njit(cache=True)
+def _find(tags, base, ways, x):  # pragma: no cover - compiled
+    """Slot of the set at ``base`` holding ``x``, or -1."""
+    for w in range(base, base + ways):
+        if tags[w] == x:
+            return w
+    return -1
+
+
+@njit(cache=True)
+def _victim(stamps, base, ways):  # pragma: no cover - compiled
+    """Least recently used slot of the set at ``base`` (free slots first, in way order)."""
+    victim = base
+    vs = stamps[base]
+    for w in range(base + 1, base + ways):
+        sw = stamps[w]
+        if sw < vs:
+            vs = sw
+            victim = w
+    return victim
+
+
+@njit(cache=True)
 def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, nc, tags, stamps,
                dirty, own, n_own, streak, retry, clock, counters, tstats, o_start, o_count,
                o_kind, o_core, o_task, o_rs):  # pragma: no cover - compiled
@@ -205,11 +227,7 @@ def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, nc
                     # takes its line.
                     retry[gidx] -= 1
                     followers = g - n_own[gidx]
-                    found = -1
-                    for w in range(base, base + ways):
-                        if tags[w] == x:
-                            found = w
-                            break
+                    found = _find(tags, base, ways, x)
                     if k_ == 2:
                         c_wbin += followers
                     elif k_ == 1:
@@ -227,13 +245,7 @@ def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, nc
                             c_hit += followers
                             t_hit += followers
                     else:
-                        victim = base
-                        vs = stamps[base]
-                        for w in range(base + 1, base + ways):
-                            sw = stamps[w]
-                            if sw < vs:
-                                vs = sw
-                                victim = w
+                        victim = _victim(stamps, base, ways)
                         if k_ != 2:
                             c_miss += followers
                             t_miss += followers
@@ -271,11 +283,7 @@ def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, nc
                         # one line on an own set
                         xx = x + j
                         ob = (nc + sj) * ways
-                        found = -1
-                        for w in range(ob, ob + ways):
-                            if tags[w] == xx:
-                                found = w
-                                break
+                        found = _find(tags, ob, ways, xx)
                         if k_ == 2:
                             c_wbin += 1
                         elif k_ == 1:
@@ -290,13 +298,7 @@ def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, nc
                                 c_hit += 1
                                 t_hit += 1
                         else:
-                            victim = ob
-                            vs = stamps[ob]
-                            for w in range(ob + 1, ob + ways):
-                                sw = stamps[w]
-                                if sw < vs:
-                                    vs = sw
-                                    victim = w
+                            victim = _victim(stamps, ob, ways)
                             is_rs = rs[i] and xx == x0
                             if k_ != 2:
                                 c_miss += 1
@@ -344,11 +346,7 @@ def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, nc
                         stamps[base + w] = stamps[cb + w]
                         dirty[base + w] = dirty[cb + w]
             # ---- one LRU step of `width` lines (a pure granule or one own line)
-            found = -1
-            for w in range(base, base + ways):
-                if tags[w] == x:
-                    found = w
-                    break
+            found = _find(tags, base, ways, x)
             if k_ == 2:
                 c_wbin += width
             elif k_ == 1:
@@ -363,13 +361,7 @@ def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, nc
                     c_hit += width
                     t_hit += width
             else:
-                victim = base
-                vs = stamps[base]
-                for w in range(base + 1, base + ways):
-                    sw = stamps[w]
-                    if sw < vs:
-                        vs = sw
-                        victim = w
+                victim = _victim(stamps, base, ways)
                 if k_ != 2:
                     is_rs = rs[i] and x == x0
                     c_miss += width
