@@ -40,6 +40,15 @@ def tiny_hw(**over):
     return parse_hardware(hw, "test")
 
 
+def two_level_hw(l1_size: str):
+    """tiny_hw with a private 2-way L1 of ``l1_size`` and a shared 4 KiB, 4-way L2."""
+    return tiny_hw(memory=[
+        {"name": "L1", "size": l1_size, "ways": 2, "latency": 4, "bandwidth": 64,
+         "read": priced("10 pJ"), "write": priced("12 pJ")},
+        {"name": "L2", "size": "4 KiB", "ways": 4, "latency": 12, "bandwidth": 32,
+         "shared": True, "read": priced("20 pJ"), "write": priced("22 pJ")}])
+
+
 def one_task_workload(n_tasks=1, lines_per_task=2, synops=100.0, run_lines=1):
     """``n_tasks`` parallel tasks (one per core), each reading its own lines in runs."""
     runs = lines_per_task // run_lines
@@ -126,11 +135,7 @@ def test_gated_layout_decides_lines_touched():
 def test_simulate_reports_everything():
     net = simsnn.load_network(NETS["gated"])
     tr = synthesize_trace(net, SynthParams(samples=5, rate=0.2, seed=3))
-    hw = tiny_hw(memory=[
-        {"name": "L1", "size": "1 KiB", "ways": 2, "latency": 4, "bandwidth": 64,
-         "read": priced("10 pJ"), "write": priced("12 pJ")},
-        {"name": "L2", "size": "4 KiB", "ways": 4, "latency": 12, "bandwidth": 32,
-         "shared": True, "read": priced("20 pJ"), "write": priced("22 pJ")}])
+    hw = two_level_hw("1 KiB")
     rep = simsnn.simulate(net, tr, hw, cores=2).report
     assert rep["latency_s"] > 0 and rep["energy_j"] > 0
     assert rep["latency"]["p50"] <= rep["latency"]["p99"] <= rep["latency"]["max"]
@@ -146,11 +151,7 @@ def test_simulate_reports_everything():
 def test_fast_mode_agrees_with_exact_through_simulate():
     net = simsnn.load_network(NETS["dense"])
     tr = synthesize_trace(net, SynthParams(samples=6, rate=0.2, seed=4))
-    hw = tiny_hw(memory=[
-        {"name": "L1", "size": "512 B", "ways": 2, "latency": 4, "bandwidth": 64,
-         "read": priced("10 pJ"), "write": priced("12 pJ")},
-        {"name": "L2", "size": "4 KiB", "ways": 4, "latency": 12, "bandwidth": 32,
-         "shared": True, "read": priced("20 pJ"), "write": priced("22 pJ")}])
+    hw = two_level_hw("512 B")
     exact = simsnn.simulate(net, tr, hw, mode="exact", cores=2).report
     fast = simsnn.simulate(net, tr, hw, mode="fast", cores=2).report
     assert fast["memory_mode"] == "fast"

@@ -14,9 +14,7 @@ try:  # the C loader is much faster; both are safe loaders
 except AttributeError:  # pragma: no cover - pyyaml built without libyaml
     _Loader = yaml.SafeLoader
 
-# kind -> zero-argument factory returning the pydantic model class (import lazily)
-_KINDS: dict[str, Callable[[], type[BaseModel]]] = {}
-# kind -> parser(data, source) for kinds validated outside one pydantic model (hardware)
+# kind -> parser(data, source) returning the validated config (pydantic models import lazily)
 _PARSERS: dict[str, Callable[[dict, str], BaseModel]] = {}
 
 
@@ -27,13 +25,11 @@ def register_kind(kind: str, factory: Callable[[], type[BaseModel]] | None = Non
     one-line error of its own."""
     if (factory is None) == (parser is None):
         raise ValueError("give exactly one of factory and parser")
-    _KINDS[kind] = factory or (lambda: BaseModel)
-    if parser is not None:
-        _PARSERS[kind] = parser
+    _PARSERS[kind] = parser or (lambda data, source: validate(factory(), data, source))
 
 
 def known_kinds() -> list[str]:
-    return sorted(_KINDS)
+    return sorted(_PARSERS)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -101,14 +97,12 @@ def load_config(path: str | Path, expect: str | None = None) -> BaseModel:
         raise ConfigError(source, "version", "required field is missing (format version)")
     if kind is None:
         raise ConfigError(source, "kind", f"required field is missing; one of {known_kinds()}")
-    if kind not in _KINDS:
+    if kind not in _PARSERS:
         raise ConfigError(source, "kind", f"unknown kind {kind!r}; expected one of "
                           f"{known_kinds()}")
     if expect is not None and kind != expect:
         raise ConfigError(source, "kind", f"expected a {expect!r} file, got {kind!r}")
-    if kind in _PARSERS:
-        return _PARSERS[kind](data, source)
-    return validate(_KINDS[kind](), data, source)
+    return _PARSERS[kind](data, source)
 
 
 def _network_model() -> type[BaseModel]:
