@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--network", default="mnist-dense")
     ap.add_argument("--samples", type=int, default=20)
     ap.add_argument("--hardware", default="zen4-epyc")
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--json")
     args = ap.parse_args()
 

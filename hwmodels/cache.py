@@ -11,15 +11,17 @@ victim, which is exactly the order in which a recursive simulator (pycachesim) r
 level. So results are identical, and any :class:`MemoryLevel` can sit in the chain.
 
 Speed comes from coalescing aligned runs: a level groups its sets into super-sets of G
-consecutive sets (G a power of two dividing the set count, at most ``max_granule``). While every
-access to a super-set covers whole aligned granules of G lines, the G lines of each granule share
-one access history and sit at the same way of consecutive sets, so the G sets are identical up to
-a shift and one step per granule simulates them all (the *canonical* set). A partial access gives
-the set it touches its own state, simulated line by line; an own set rejoins the canonical one
-when it again holds the same lines in the same recency order with the same dirty bits (from then
-on LRU decides alike), and a super-set whose sets all have their own, mutually agreeing states
-becomes canonical again. The result is exact; spike traces, whose weight rows and membrane
-blocks are long aligned runs, mostly stay coarse. See docs/cache-model.md.
+consecutive sets (G a power of two dividing the set count, at most ``max_granule`` <= 32) and
+partitions each super-set's sets into *classes*. Set ``j`` holding line ``x + j`` is stored as
+holding ``x``; sets whose states are equal in that normalised form form a class and share one
+state. Initially every super-set is one class, and while it sees whole aligned granules of G
+lines (a weight row, a membrane block) one LRU step per granule simulates all G lines. A
+partial access steps only the classes it touches, splitting off the touched sets of a class it
+covers partly; sets that leave the same class with the same (normalised) line right after one
+another join one copy (consecutive packed rows stay one class). Classes merge again when their
+states agree: checked on the first whole granule after partial accesses, and known without a
+check once every class has taken ``ways`` whole granules since, each a new line for all of them
+with agreeing dirty bits. The result is exact; see docs/cache-model.md.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from hwmodels.components import (
     LOAD,
@@ -38,6 +41,7 @@ from hwmodels.components import (
 )
 
 _LOADS, _STORES, _HITS, _MISSES, _WB_IN, _EVICT, _WB_OUT, _RS_MISS = range(8)
+_NREC = 4  # split records kept per super-set (see _lru_level)
 
 
 class CacheGeometryError(ValueError):
@@ -152,32 +156,69 @@ def _victim(stamps, base, ways):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
+def _slot(nc, g, gidx, k):  # pragma: no cover - compiled
+    """First storage slot of class ``k`` of super-set ``gidx``: class ``g`` lives in the
+    canonical region, classes ``0..g-1`` in the super-set's block of the second region."""
+    return gidx if k == g else nc + gidx * g + k
+
+
+@njit(cache=True)
+def _merge(cls, members, gidx, g, k1, k2, act):  # pragma: no cover - compiled
+    """Move the sets of class ``k2`` into class ``k1``; returns the new active mask."""
+    g1 = g + 1
+    mm = members[gidx * g1 + k2]
+    members[gidx * g1 + k1] |= mm
+    members[gidx * g1 + k2] = 0
+    while mm:
+        cls[gidx * g + trailing_zeros(mm)] = k1
+        mm &= mm - 1
+    return act & ~(1 << k2)
+
+
+@njit(cache=True)
 def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, nc, tags, stamps,
-               dirty, own, n_own, streak, retry, clock, counters, tstats, o_start, o_count,
-               o_kind, o_core, o_task, o_rs):  # pragma: no cover - compiled
+               dirty, cls, members, active, sole, version, last, sync, wstart, clock, counters,
+               tstats, o_start, o_count, o_kind, o_core, o_task, o_rs):  # pragma: no cover
     """One LRU level over ordered line runs from request ``i0``; writes the runs for the level
     below into the ``o_*`` buffers and stops before a request that might overflow them.
     Returns (next request, outputs written, clock).
 
-    ``tags``/``stamps``/``dirty`` hold ``ways`` slots per set: first the ``nc`` canonical sets
-    (one per super-set of ``g`` consecutive sets and instance), then one own set per cache set
-    (valid where ``own`` is 1). A set that has seen only whole aligned granules holds exactly
-    what every such set of its super-set holds, shifted by its offset, so the canonical set
-    stands for all of them and a granule access is one step of width ``g``. A partial access
-    gives the set it touches its own state, simulated line by line (width 1); when an own set
-    again holds what the canonical set holds it rejoins it. Invalid slots carry negative
-    stamps in way order, so the least recent stamp picks the first free way, then true LRU.
+    State per super-set ``gidx`` of ``g`` sets: up to ``g + 1`` classes, class ``k`` with its
+    ``ways`` slots at ``_slot(nc, g, gidx, k) * ways`` holding normalised tags (set ``j`` of
+    the class holds ``tag + j``). ``cls`` gives each set's class, ``members`` each class's sets
+    (bit mask), ``active`` the non-empty classes (bit mask), ``sole`` the slot of the only
+    class or -1, ``version`` (per slot) the clock of a class's last change, ``last`` the last
+    ``_NREC`` splits (parent, its version, child, its version, line, writes, found, victim
+    tag, victim dirty) and the next record to reuse, ``sync``/``wstart`` the count of new
+    lines every class took in whole granules and the clock since which they are counted (-1
+    after a partial piece: check agreement at the next whole granule, then count afresh).
+
+    The plain LRU step is written out twice (whole granule of one class; a piece that is
+    exactly one class): folding them into one code path measured ~7 % slower under numba.
+    A request is cut at super-set boundaries into pieces (sets ``j0..j1-1``, one normalised
+    line ``xn``). A class inside the piece takes one LRU step for all its sets; a class partly
+    inside splits (the touched sets get a copy of its state and step), unless the piece's hit
+    is on the class's most recent line and changes nothing, or the sets that last left the
+    same class did so with the same line and kind and neither state changed since (then they
+    join that copy with the same outcome). Outputs go out in line order, a run per span of
+    sets of one class. Invalid slots carry negative stamps in way order, so the least recent
+    stamp picks the first free way.
     """
     n = start.shape[0]
     cap = o_start.shape[0]
     m = 0
     n_super = sets // g
+    g1 = g + 1
+    full = (1 << g) - 1
     pow2 = sets & (sets - 1) == 0
     smask = sets - 1
     gmask = g - 1
     gshift = 0
     while (1 << gshift) < g:
         gshift += 1
+    r_miss = np.zeros(g1, np.uint8)  # per class: outcome of the current step
+    r_vtag = np.zeros(g1, np.int64)
+    r_vd = np.zeros(g1, np.uint8)
     c_ld = c_st = c_hit = c_miss = c_wbin = c_ev = c_wbout = c_rs = 0
     i = i0
     while i < n:
@@ -193,195 +234,319 @@ def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, nc
         t_hit = t_miss = t_rs = 0
         while x < end:
             s = x & smask if pow2 else x % sets
-            ss = s >> gshift
-            off = s & gmask
+            j0 = s & gmask
+            j1 = min(g, j0 + end - x)
             clock += 1
-            sidx = inst * sets + s  # global set index
-            gidx = inst * n_super + ss  # global super-set index
-            if off == 0 and x + g <= end:
-                base = gidx * ways
-                width = g
-                if n_own[gidx] == g and retry[gidx] <= 0:
-                    # every set has its own state: if they all agree (up to their shift),
-                    # the first becomes the canonical set again
-                    ob0 = (nc + sidx) * ways
-                    agree = True
-                    for j in range(1, g):
-                        if not _equiv(tags, stamps, dirty, ob0, ob0 + j * ways, ways, j):
-                            agree = False
-                            break
-                    if agree:
-                        for w in range(ways):
-                            tags[base + w] = tags[ob0 + w]
-                            stamps[base + w] = stamps[ob0 + w]
-                            dirty[base + w] = dirty[ob0 + w]
-                        for j in range(g):
-                            own[sidx + j] = 0
-                            streak[sidx + j] = 0
-                        n_own[gidx] = 0
-                    else:
-                        retry[gidx] = ways  # try again after as many granules
-                if n_own[gidx] != 0:
-                    # ---- a whole granule on a super-set where some sets have their own
-                    # state: the canonical set takes it for the followers, then each own set
-                    # takes its line.
-                    retry[gidx] -= 1
-                    followers = g - n_own[gidx]
-                    found = _find(tags, base, ways, x)
-                    if k_ == 2:
-                        c_wbin += followers
-                    elif k_ == 1:
-                        c_st += followers
-                    else:
-                        c_ld += followers
-                    chit = found >= 0
-                    vtag = -1
-                    vdirty = 0
-                    if chit:
-                        stamps[found] = clock
-                        if k_ != 0:
-                            dirty[found] = 1
-                        if k_ != 2:
-                            c_hit += followers
-                            t_hit += followers
-                    else:
-                        victim = _victim(stamps, base, ways)
-                        if k_ != 2:
-                            c_miss += followers
-                            t_miss += followers
-                        vtag = tags[victim]
-                        vdirty = dirty[victim]
-                        if vtag >= 0:
-                            c_ev += followers
-                            if vdirty:
-                                c_wbout += followers
-                        tags[victim] = x
-                        stamps[victim] = clock
-                        dirty[victim] = 1 if k_ != 0 else 0
-                    j = 0
-                    while j < g:
-                        sj = sidx + j
-                        if own[sj] == 0:
-                            # a span of followers: they share the canonical result, so
-                            # their fills (and write-backs) go out as runs
-                            jn = j + 1
-                            while jn < g and own[sidx + jn] == 0:
-                                jn += 1
-                            if not chit:
-                                is_rs = rs[i] and x + j == x0
-                                if k_ != 2:
-                                    if is_rs:
-                                        c_rs += 1
-                                        t_rs += 1
-                                    m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs,
-                                              m, x + j, jn - j, 0, c, t, is_rs)
-                                if vtag >= 0 and vdirty:
-                                    m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs,
-                                              m, vtag + j, jn - j, 2, c, t, False)
-                            j = jn
-                            continue
-                        # one line on an own set
-                        xx = x + j
-                        ob = (nc + sj) * ways
-                        found = _find(tags, ob, ways, xx)
-                        if k_ == 2:
-                            c_wbin += 1
-                        elif k_ == 1:
-                            c_st += 1
-                        else:
-                            c_ld += 1
-                        if found >= 0:
-                            stamps[found] = clock
-                            if k_ != 0:
-                                dirty[found] = 1
-                            if k_ != 2:
-                                c_hit += 1
-                                t_hit += 1
-                        else:
-                            victim = _victim(stamps, ob, ways)
-                            is_rs = rs[i] and xx == x0
-                            if k_ != 2:
-                                c_miss += 1
-                                t_miss += 1
-                                if is_rs:
-                                    c_rs += 1
-                                    t_rs += 1
-                                m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m,
-                                          xx, 1, 0, c, t, is_rs)
-                            old = tags[victim]
-                            if old >= 0:
-                                c_ev += 1
-                                if dirty[victim]:
-                                    c_wbout += 1
-                                    m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs,
-                                              m, old, 1, 2, c, t, False)
-                            tags[victim] = xx
-                            stamps[victim] = clock
-                            dirty[victim] = 1 if k_ != 0 else 0
-                            if k_ != 2 and not chit:
-                                # both the canonical and this set missed: the same granule
-                                # went in at MRU; after `ways` such events since the last
-                                # partial access they may agree again
-                                streak[sj] += 1
-                                if streak[sj] >= ways:
-                                    streak[sj] = 0
-                                    if _equiv(tags, stamps, dirty, base, ob, ways, j):
-                                        own[sj] = 0
-                                        n_own[gidx] -= 1
-                        j += 1
-                    x += g
+            gidx = inst * n_super + (s >> gshift)  # global super-set index
+            xn = x - j0  # the piece's normalised line
+            if j0 == 0 and j1 == g:
+                sl = sole[gidx]
+                if sl < 0 and sync[gidx] < 0:
+                    # the first whole granule on several classes after partial pieces:
+                    # classes that agree with the first one merge into it
+                    act = active[gidx]
+                    wstart[gidx] = clock  # (start counting lines common to all classes)
+                    sync[gidx] = 0
+                    k1 = trailing_zeros(act)
+                    b1 = _slot(nc, g, gidx, k1) * ways
+                    a2 = act & (act - 1)
+                    while a2:
+                        k2 = trailing_zeros(a2)
+                        a2 &= a2 - 1
+                        if _equiv(tags, stamps, dirty, b1, _slot(nc, g, gidx, k2) * ways, ways,
+                                  0):
+                            act = _merge(cls, members, gidx, g, k1, k2, act)
+                    active[gidx] = act
+                    if act & (act - 1) == 0:
+                        sl = _slot(nc, g, gidx, k1)
+                        sole[gidx] = sl
+            else:
+                sl = -1
+            if sl >= 0:
+                # ---- the common case: one class, whole granule: one step of width g
+                base = sl * ways
+                version[sl] = clock
+                found = _find(tags, base, ways, x)
+                if k_ == 2:
+                    c_wbin += g
+                elif k_ == 1:
+                    c_st += g
+                else:
+                    c_ld += g
+                if found >= 0:
+                    stamps[found] = clock
+                    if k_ != 0:
+                        dirty[found] = 1
+                    if k_ != 2:
+                        c_hit += g
+                        t_hit += g
+                else:
+                    victim = _victim(stamps, base, ways)
+                    if k_ != 2:
+                        is_rs = rs[i] and x == x0
+                        c_miss += g
+                        t_miss += g
+                        if is_rs:
+                            c_rs += 1
+                            t_rs += 1
+                        m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, x, g, 0,
+                                  c, t, is_rs)
+                    old = tags[victim]
+                    if old >= 0:
+                        c_ev += g
+                        if dirty[victim]:
+                            c_wbout += g
+                            m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, old,
+                                      g, 2, c, t, False)
+                    tags[victim] = x
+                    stamps[victim] = clock
+                    dirty[victim] = 1 if k_ != 0 else 0
+                x += g
+                continue
+            # ---- the general case: sets j0..j1-1 of the super-set, one step per class
+            rmask = (full >> (g - j1)) & ~((1 << j0) - 1)
+            kk = cls[gidx * g + j0]
+            if members[gidx * g1 + kk] == rmask:
+                # the piece is exactly one class: one plain step
+                sl = _slot(nc, g, gidx, kk)
+                base = sl * ways
+                width = j1 - j0
+                found = _find(tags, base, ways, xn)
+                if k_ == 2:
+                    c_wbin += width
+                elif k_ == 1:
+                    c_st += width
+                else:
+                    c_ld += width
+                if found >= 0 and stamps[found] == version[sl] and (k_ == 0 or dirty[found]):
+                    # a hit on the most recent line (already dirty if written): no change
+                    if k_ != 2:
+                        c_hit += width
+                        t_hit += width
+                    x = xn + j1
                     continue
-            else:
-                # ---- a partial access: this set gets (or keeps) its own state
-                base = (nc + sidx) * ways
-                width = 1
-                streak[sidx] = 0
-                if own[sidx] == 0:
-                    own[sidx] = 1
-                    n_own[gidx] += 1
-                    cb = gidx * ways
+                sync[gidx] = -1
+                version[sl] = clock
+                if found >= 0:
+                    stamps[found] = clock
+                    if k_ != 0:
+                        dirty[found] = 1
+                    if k_ != 2:
+                        c_hit += width
+                        t_hit += width
+                else:
+                    victim = _victim(stamps, base, ways)
+                    if k_ != 2:
+                        is_rs = rs[i] and x == x0
+                        c_miss += width
+                        t_miss += width
+                        if is_rs:
+                            c_rs += 1
+                            t_rs += 1
+                        m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, x, width,
+                                  0, c, t, is_rs)
+                    old = tags[victim]
+                    if old >= 0:
+                        c_ev += width
+                        if dirty[victim]:
+                            c_wbout += width
+                            m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m,
+                                      old + j0, width, 2, c, t, False)
+                    tags[victim] = xn
+                    stamps[victim] = clock
+                    dirty[victim] = 1 if k_ != 0 else 0
+                x = xn + j1
+                continue
+            act = active[gidx]
+            lb0 = gidx * (_NREC * 9 + 1)
+            n_hit = n_miss = 0
+            recent = False  # a class hit a line touched since wstart (see below)
+            d_or = 0  # dirty bits of the lines hit, before the access
+            d_and = 1
+            done = 0  # classes stepped (or joined) for this piece
+            j = j0
+            while j < j1:
+                kk = cls[gidx * g + j]
+                j += 1
+                if (done >> kk) & 1:
+                    continue
+                done |= 1 << kk
+                ci = gidx * g1 + kk
+                mk = members[ci] & rmask
+                width = 0
+                mm = mk
+                while mm:
+                    width += 1
+                    mm &= mm - 1
+                if k_ == 2:
+                    c_wbin += width
+                elif k_ == 1:
+                    c_st += width
+                else:
+                    c_ld += width
+                parent = -1
+                lb = 0
+                if mk != members[ci]:
+                    found = _find(tags, _slot(nc, g, gidx, kk) * ways, ways, xn)
+                    if (found >= 0 and stamps[found] == version[_slot(nc, g, gidx, kk)]
+                            and (k_ == 0 or dirty[found])):
+                        # a hit on the most recent line (already dirty if written) changes
+                        # nothing: the sets stay in their class
+                        r_miss[kk] = 0
+                        if k_ != 2:
+                            c_hit += width
+                            t_hit += width
+                        continue
+                    lb = -1
+                    for e in range(lb0, lb0 + _NREC * 9, 9):
+                        lc = last[e + 2]
+                        if (last[e] == kk and last[e + 4] == xn and last[e + 5] == (k_ != 0)
+                                and last[e + 1] == version[_slot(nc, g, gidx, kk)]
+                                and (act >> lc) & 1 and members[gidx * g1 + lc] & rmask == 0
+                                and version[_slot(nc, g, gidx, lc)] == last[e + 3]):
+                            lb = e
+                            break
+                    if lb >= 0:
+                        # the same step from the same state as the sets that left this class
+                        # last: join their class, with the same outcome
+                        members[ci] &= ~mk
+                        members[gidx * g1 + lc] |= mk
+                        done |= 1 << lc
+                        while mk:
+                            cls[gidx * g + trailing_zeros(mk)] = lc
+                            mk &= mk - 1
+                        if last[lb + 6] >= 0:
+                            r_miss[lc] = 0
+                            if k_ != 2:
+                                c_hit += width
+                                t_hit += width
+                        else:
+                            r_miss[lc] = 1
+                            r_vtag[lc] = last[lb + 7]
+                            r_vd[lc] = last[lb + 8]
+                            if k_ != 2:
+                                c_miss += width
+                                t_miss += width
+                            if last[lb + 7] >= 0:
+                                c_ev += width
+                                if last[lb + 8]:
+                                    c_wbout += width
+                        continue
+                    # the touched sets leave the class for a copy of its state
+                    f = trailing_zeros(~act & (full | (1 << g)))
+                    src = _slot(nc, g, gidx, kk) * ways
+                    dst = _slot(nc, g, gidx, f) * ways
                     for w in range(ways):
-                        tg = tags[cb + w]
-                        tags[base + w] = tg + off if tg >= 0 else -1
-                        stamps[base + w] = stamps[cb + w]
-                        dirty[base + w] = dirty[cb + w]
-            # ---- one LRU step of `width` lines (a pure granule or one own line)
-            found = _find(tags, base, ways, x)
-            if k_ == 2:
-                c_wbin += width
-            elif k_ == 1:
-                c_st += width
-            else:
-                c_ld += width
-            if found >= 0:
-                stamps[found] = clock
-                if k_ != 0:
-                    dirty[found] = 1
-                if k_ != 2:
-                    c_hit += width
-                    t_hit += width
-            else:
-                victim = _victim(stamps, base, ways)
-                if k_ != 2:
-                    is_rs = rs[i] and x == x0
-                    c_miss += width
-                    t_miss += width
-                    if is_rs:
-                        c_rs += 1
-                        t_rs += 1
-                    m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, x, width, 0,
-                              c, t, is_rs)
-                old = tags[victim]
-                if old >= 0:
-                    c_ev += width
-                    if dirty[victim]:
-                        c_wbout += width
-                        m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, old,
-                                  width, 2, c, t, False)
-                tags[victim] = x
-                stamps[victim] = clock
-                dirty[victim] = 1 if k_ != 0 else 0
-            x += width
+                        tags[dst + w] = tags[src + w]
+                        stamps[dst + w] = stamps[src + w]
+                        dirty[dst + w] = dirty[src + w]
+                    members[ci] &= ~mk
+                    members[gidx * g1 + f] = mk
+                    act |= 1 << f
+                    active[gidx] = act
+                    sole[gidx] = -1
+                    mm = mk
+                    while mm:
+                        cls[gidx * g + trailing_zeros(mm)] = f
+                        mm &= mm - 1
+                    done |= 1 << f
+                    parent = kk
+                    e = last[lb0 + _NREC * 9]  # the oldest record gives way
+                    last[lb0 + _NREC * 9] = (e + 1) % _NREC
+                    lb = lb0 + e * 9
+                    last[lb + 1] = version[_slot(nc, g, gidx, kk)]
+                    kk = f
+                    ci = gidx * g1 + f
+                sl = _slot(nc, g, gidx, kk)
+                base = sl * ways
+                version[sl] = clock
+                found = _find(tags, base, ways, xn)
+                if found >= 0:
+                    n_hit += 1
+                    recent |= stamps[found] >= wstart[gidx]
+                    d_or |= dirty[found]
+                    d_and &= dirty[found]
+                    stamps[found] = clock
+                    if k_ != 0:
+                        dirty[found] = 1
+                    if k_ != 2:
+                        c_hit += width
+                        t_hit += width
+                    r_miss[kk] = 0
+                    old = -1
+                    vd = 0
+                else:
+                    n_miss += 1
+                    victim = _victim(stamps, base, ways)
+                    if k_ != 2:
+                        c_miss += width
+                        t_miss += width
+                    old = tags[victim]
+                    vd = dirty[victim]
+                    if old >= 0:
+                        c_ev += width
+                        if vd:
+                            c_wbout += width
+                    r_miss[kk] = 1
+                    r_vtag[kk] = old
+                    r_vd[kk] = vd
+                    tags[victim] = xn
+                    stamps[victim] = clock
+                    dirty[victim] = 1 if k_ != 0 else 0
+                if parent >= 0:
+                    last[lb] = parent
+                    last[lb + 2] = kk
+                    last[lb + 3] = clock
+                    last[lb + 4] = xn
+                    last[lb + 5] = k_ != 0
+                    last[lb + 6] = found
+                    last[lb + 7] = old
+                    last[lb + 8] = vd
+            # outputs in line order: a span of sets of one class shares its outcome
+            j = j0
+            while j < j1:
+                kk = cls[gidx * g + j]
+                jn = j + 1
+                while jn < j1 and cls[gidx * g + jn] == kk:
+                    jn += 1
+                if r_miss[kk]:
+                    if k_ != 2:
+                        is_rs = rs[i] and xn + j == x0
+                        if is_rs:
+                            c_rs += 1
+                            t_rs += 1
+                        m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, xn + j,
+                                  jn - j, 0, c, t, is_rs)
+                    if r_vtag[kk] >= 0 and r_vd[kk]:
+                        m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m,
+                                  r_vtag[kk] + j, jn - j, 2, c, t, False)
+                j = jn
+            if rmask != full:
+                sync[gidx] = -1  # classes may diverge: merge checks start afresh
+            elif sync[gidx] >= 0 and not recent:
+                # Since wstart every class took the same whole granules, so the distinct
+                # lines touched since then are the most recent ones of every class, in the
+                # same order with the same stamps (none is evicted before `ways` of them
+                # are), and present in all. Their dirty bits agree too, unless a line first
+                # touched by a read was dirty in some classes only. This access touched a new
+                # line: count it if its dirty bits agree, else start afresh. Once `ways`
+                # lines are counted the classes are equal: merge them.
+                if k_ != 0 or n_hit == 0 or (d_or == d_and and (n_miss == 0 or d_or == 0)):
+                    sync[gidx] += 1
+                    if sync[gidx] >= ways:
+                        a2 = act & (act - 1)
+                        k1 = trailing_zeros(act)
+                        while a2:
+                            k2 = trailing_zeros(a2)
+                            a2 &= a2 - 1
+                            act = _merge(cls, members, gidx, g, k1, k2, act)
+                        active[gidx] = act
+                        sole[gidx] = _slot(nc, g, gidx, k1)
+                        sync[gidx] = -1
+                else:
+                    wstart[gidx] = clock + 1
+                    sync[gidx] = 0
+            x = xn + j1
         tstats[t, 0] += t_hit
         tstats[t, 1] += t_miss
         tstats[t, 2] += t_rs
@@ -395,6 +560,39 @@ def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, nc
     counters[_WB_OUT] += c_wbout
     counters[_RS_MISS] += c_rs
     return i, m, clock
+
+
+@njit(cache=True)
+def _dirty_lines(tags, dirty, active, members, nc, g, ways, n_super):  # pragma: no cover
+    """(line, instance) of every dirty line; clears the dirty bits."""
+    g1 = g + 1
+    n = 0
+    for rnd in range(2):
+        if rnd == 1:
+            line = np.empty(n, np.int64)
+            inst = np.empty(n, np.int64)
+            n = 0
+        for gidx in range(nc):
+            a = active[gidx]
+            while a:
+                k = trailing_zeros(a)
+                a &= a - 1
+                base = _slot(nc, g, gidx, k) * ways
+                mm0 = members[gidx * g1 + k]
+                for w in range(base, base + ways):
+                    if tags[w] < 0 or dirty[w] == 0:
+                        continue
+                    mm = mm0
+                    while mm:
+                        j = trailing_zeros(mm)
+                        mm &= mm - 1
+                        if rnd == 1:
+                            line[n] = tags[w] + j
+                            inst[n] = gidx // n_super
+                        n += 1
+                    if rnd == 1:
+                        dirty[w] = 0
+    return line, inst
 
 
 def _pow2_divisor(n: int, cap: int) -> int:
@@ -413,11 +611,13 @@ class LRUCache(MemoryLevel):
         super().__init__(spec, cores)
         self.geom = geometry(spec)
         sets, ways = self.geom.sets, self.geom.ways
-        self.g = _pow2_divisor(sets, max_granule)
-        self.nc = self.instances * (sets // self.g)  # canonical sets, then one own set per set
+        self.g = _pow2_divisor(sets, min(max_granule, 32))  # class masks hold g + 1 bits
+        g = self.g
+        self.nc = self.instances * (sets // g)  # super-sets (one canonical slot-set each)
         n_slots = (self.nc + self.instances * sets) * ways
-        # own slots are written whole when a set gets its own state: only the canonical ones
-        # are initialised (untouched pages of a large cache cost nothing)
+        # the second region (g class states per super-set) is written whole when a class is
+        # made: only the canonical slots are initialised (a large cache costs nothing until
+        # its sets are touched)
         self.tags = np.empty(n_slots, dtype=np.int64)
         self.stamps = np.empty(n_slots, dtype=np.int64)
         self.dirty = np.empty(n_slots, dtype=np.uint8)
@@ -426,11 +626,27 @@ class LRUCache(MemoryLevel):
         # free slots: negative stamps in way order (the first free way is the LRU one)
         self.stamps[:k] = np.tile(np.arange(ways, dtype=np.int64) - ways, self.nc)
         self.dirty[:k] = 0
-        self.own = np.zeros(self.instances * sets, dtype=np.uint8)
-        self.n_own = np.zeros(self.nc, dtype=np.int64)
-        self.streak = np.zeros(self.instances * sets, dtype=np.int64)
-        self.retry = np.zeros(self.nc, dtype=np.int64)
+        self.cls = np.full(self.instances * sets, g, dtype=np.int64)  # every set in class g
+        self.members = np.zeros(self.nc * (g + 1), dtype=np.int64)
+        self.members[g::g + 1] = (1 << g) - 1
+        self.active = np.full(self.nc, 1 << g, dtype=np.int64)
+        self.sole = np.arange(self.nc, dtype=np.int64)  # slot of the only class, or -1
+        self.version = np.zeros(self.nc * (g + 1), dtype=np.int64)  # per slot set
+        # the last splits per super-set: _NREC records of 9 fields, then the next one to reuse
+        self.last = np.full((self.nc, _NREC * 9 + 1), -1, dtype=np.int64)
+        self.last[:, -1] = 0
+        self.last = self.last.ravel()
+        self.sync = np.full(self.nc, -1, dtype=np.int64)  # lines common to all classes
+        self.wstart = np.zeros(self.nc, dtype=np.int64)  # ... i.e. stamped since this clock
         self.clock = 0
+
+    @property
+    def own(self) -> np.ndarray:
+        """Per set, 1 where its super-set is split into several classes (simulated per class
+        rather than as one granule)."""
+        act = self.active
+        multi = (act & (act - 1)) != 0
+        return np.repeat(multi, self.g).astype(np.uint8)
 
     def process(self, req: Requests, tstats: np.ndarray) -> Requests:
         n = len(req)
@@ -443,8 +659,9 @@ class LRUCache(MemoryLevel):
             i, m, self.clock = _lru_level(
                 req.start, req.count, req.kind, req.core, req.task, req.run_start, i,
                 self.shared, self.geom.sets, self.geom.ways, self.g, self.nc, self.tags,
-                self.stamps, self.dirty, self.own, self.n_own, self.streak, self.retry, self.clock,
-                self.counters, tstats, *buf)
+                self.stamps, self.dirty, self.cls, self.members, self.active, self.sole,
+                self.version, self.last, self.sync, self.wstart, self.clock, self.counters,
+                tstats, *buf)
             parts.append([b[:m] for b in buf])
             if i >= n:
                 break
@@ -454,26 +671,8 @@ class LRUCache(MemoryLevel):
     def dirty_lines(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(line, 1, instance) of every dirty line, in ascending (instance, line) order
         whatever the internal representation; clears the dirty bits."""
-        sets, ways, g, nc = self.geom.sets, self.geom.ways, self.g, self.nc
-        n_super = sets // g
-        split = nc * ways
-        # own sets
-        slot = (split + np.nonzero(self.own)[0][:, None] * ways + np.arange(ways)).ravel()
-        slot = slot[(self.tags[slot] >= 0) & (self.dirty[slot] == 1)]
-        lines = [self.tags[slot]]
-        insts = [(slot - split) // (sets * ways)]
-        self.dirty[slot] = 0
-        # canonical sets: one line per following set
-        cs = np.nonzero((self.tags[:split] >= 0) & (self.dirty[:split] == 1))[0]
-        gidx = cs // ways
-        inst = gidx // n_super
-        first_set = inst * sets + (gidx % n_super) * g
-        follow = self.own[first_set[:, None] + np.arange(g)[None, :]] == 0
-        lines.append((self.tags[cs][:, None] + np.arange(g)[None, :])[follow])
-        insts.append(np.broadcast_to(inst[:, None], follow.shape)[follow])
-        self.dirty[cs] = 0
-        line = np.concatenate(lines)
-        inst = np.concatenate(insts)
+        line, inst = _dirty_lines(self.tags, self.dirty, self.active, self.members, self.nc,
+                                  self.g, self.geom.ways, self.geom.sets // self.g)
         order = np.lexsort((line, inst))
         return line[order], np.ones(order.shape[0], np.int64), inst[order]
 

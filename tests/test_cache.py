@@ -291,3 +291,32 @@ def test_set_counts_that_do_not_divide_stay_exact():
     assert coarse.stats() == fine.stats()
     for r, o in zip(ref.stats, coarse.stats()):
         assert {k: o[k] for k in r} == r
+
+
+def test_packed_rows_share_a_class_and_whole_granules_merge_classes_again():
+    """One-line reads of consecutive packed rows (each row read twice, a read-modify-write of
+    one other line in between) keep the touched sets in few classes; whole granules afterwards
+    make the super-set one class again once every class has taken `ways` new lines. Exact
+    against the line-by-line simulation throughout, with dirty lines in play."""
+    levels = [{"size": 64 * 32 * 4, "line": 64, "ways": 4}]  # 32 sets: one super-set of 32
+    addr, wr = [], []
+    for line in range(3203, 3223):  # rows on sets 3..22
+        for _ in range(2):
+            addr += [line * 64, 3250 * 64, 3250 * 64]  # row read, rmw of a line on set 18
+            wr += [False, False, True]
+    addr, wr = np.array(addr), np.array(wr)
+    granules = np.arange(100, 106) * 32 * 64
+    coarse = CacheHierarchy(levels, max_granule=32)
+    fine = CacheHierarchy(levels, max_granule=1)
+    for h in (coarse, fine):
+        h.access(addr, writes=wr)
+    lv = coarse.levels[0]
+    n_classes = bin(int(lv.active[0])).count("1")
+    assert 2 <= n_classes <= 6, n_classes
+    for h in (coarse, fine):
+        h.access(granules, np.full(len(granules), 32 * 64))
+    assert lv.own.sum() == 0  # one class again
+    assert coarse.stats() == fine.stats()
+    for h in (coarse, fine):
+        h.flush()
+    assert coarse.stats() == fine.stats()
