@@ -167,6 +167,51 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _cpus(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            a, _, b = part.partition("-")
+            out += list(range(int(a), int(b or a) + 1))
+    except ValueError:
+        raise ConfigError("--pin", "pin", f"expected CPU ids like 0,1 or 0-3, got {text!r}") \
+            from None
+    return out
+
+
+def cmd_measure(args) -> int:
+    from simsnn.config.layout import LayoutConfig
+    from simsnn.datasets import load_dataset
+    from simsnn.experiment import RESULT_SCHEMA, RESULT_VERSION
+    from simsnn.measure import host_summary, measure
+    ds = load_dataset(args.data, seed=args.seed)
+    x, y = ds.x_test[: args.samples], ds.y_test[: args.samples]
+    layout = LayoutConfig(weight_dtype=args.weight_dtype) if args.weight_dtype else None
+    results = []
+    for ref in args.networks:
+        net = _load_net(ref)
+        results.append(measure(net, x, y, cores=args.cores, layout=layout,
+                               warmup=args.warmup, repeat=args.repeat,
+                               per_layer=args.per_layer, pin=_cpus(args.pin), seed=args.seed))
+    print(f"{'network':<18}{'accuracy':>9}{'median ms':>11}{'spread':>8}{'p99 ms':>9}"
+          f"{'peak RSS MiB':>14}")
+    for r in results:
+        acc = "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}%"
+        print(f"{r['network']:<18}{acc:>9}{1e3 * r['latency_s']:>11.3f}"
+              f"{100 * r['latency']['spread']:>7.1f}%{1e3 * r['latency']['p99']:>9.3f}"
+              f"{r['peak_rss_bytes'] / 2**20:>14.1f}")
+        for k, v in r["latency"].get("per_layer_s", {}).items():
+            print(f"    {k:<22}{1e3 * v:>9.3f} ms")
+    if args.json:
+        _emit({"schema": RESULT_SCHEMA, "schema_version": RESULT_VERSION,
+               "kind": "measurement", "measured": True, "host": host_summary(),
+               "dataset": args.data, "results": results}, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="simsnn", description="Simulate and compare dense, "
                                 "task-specialized and per-layer gated SNNs on hardware models.")
@@ -247,6 +292,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("-o", "--output", help="folder (default: the package's models folder)")
     r.set_defaults(fn=cmd_models)
+
+    s = sub.add_parser("measure", help="time the networks' event-driven program on this CPU")
+    s.add_argument("networks", nargs="+", help="network YAMLs or shipped model names")
+    s.add_argument("--data", default="mnist")
+    s.add_argument("--samples", type=int, default=200)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--cores", type=int, default=1, help="threads (the layer's open units are "
+                   "split over them as in the simulator)")
+    s.add_argument("--pin", help="CPU ids to pin the process to, e.g. 0 or 0-1")
+    s.add_argument("--warmup", type=int, default=1, help="untimed passes first")
+    s.add_argument("--repeat", type=int, default=5, help="timed passes (median, spread)")
+    s.add_argument("--per-layer", action="store_true", help="also time each layer (one "
+                   "instrumented pass)")
+    s.add_argument("--weight-dtype", choices=["fp32", "fp16"], help="override the weights' "
+                   "storage dtype")
+    s.add_argument("--json", help="write the result JSON here")
+    s.set_defaults(fn=cmd_measure)
 
     s = sub.add_parser("train", help="train a network config (needs simsnn[train])")
     s.add_argument("config")

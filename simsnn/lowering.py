@@ -43,6 +43,18 @@ def split(n: int, parts: int) -> np.ndarray:
     return (np.arange(parts + 1) * n) // parts
 
 
+def unit_shares(perm: np.ndarray, active: np.ndarray, cores: int,
+                partition: str) -> list[np.ndarray]:
+    """Sorted storage positions of the open units each core handles (``perm``: unit ->
+    storage position). Shared by the lowering and the measured program."""
+    pos = np.sort(perm[np.nonzero(active)[0]])
+    if partition == "static":
+        edges = split(perm.shape[0], cores)
+        return [pos[(pos >= edges[c]) & (pos < edges[c + 1])] for c in range(cores)]
+    edges = split(pos.shape[0], cores)
+    return [pos[edges[c]:edges[c + 1]] for c in range(cores)]
+
+
 class _Builder:
     """Collects tasks (ranges + ops) and phases into columnar arrays."""
 
@@ -130,14 +142,7 @@ class _Lowerer:
 
     # -- unit shares of each core ------------------------------------------------------
     def shares(self, ll: LayerLayout, active: np.ndarray) -> list[np.ndarray]:
-        """Sorted storage positions of the open units each core handles."""
-        pos = np.sort(ll.perm[np.nonzero(active)[0]])
-        n_total = ll.perm.shape[0]
-        if self.cfg.partition == "static":
-            edges = split(n_total, self.cores)
-            return [pos[(pos >= edges[c]) & (pos < edges[c + 1])] for c in range(self.cores)]
-        edges = split(pos.shape[0], self.cores)
-        return [pos[edges[c]:edges[c + 1]] for c in range(self.cores)]
+        return unit_shares(ll.perm, active, self.cores, self.cfg.partition)
 
     # -- phases ----------------------------------------------------------------------------
     def input_phase(self, sample: int, t: int, x_t: np.ndarray) -> None:

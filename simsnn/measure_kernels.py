@@ -1,0 +1,170 @@
+"""Compiled kernels of the measured program (numba): the event-driven program the lowering
+prices (simsnn/lowering.py), run on this CPU over one memory arena laid out by
+simsnn/layout.py.
+
+Weights are read in their storage dtype: fp32 as is; fp16 as its 16-bit patterns (numba has
+no float16 on the CPU), turned into float32 with integer and one multiply per weight (exact for
+every finite value, subnormals included). The arithmetic is the reference inference's
+(simsnn/kernels.py): per time step the current of each open unit is the bias plus the events'
+contributions in ascending input index order; ``v = leak * v + I``; a spike when
+``v > threshold``, then reset.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import overload
+
+_F16_SCALE = np.float32(2.0 ** 112)  # float32 exponent bias 127 - float16 bias 15
+
+
+def accum(cur, w, row, s0, n, a, bits):  # pragma: no cover - replaced by the overload
+    raise NotImplementedError
+
+
+@overload(accum, inline="always")
+def _accum_impl(cur, w, row, s0, n, a, bits):
+    """``cur[s0:s0+n] += a * w[row, s0:s0+n]`` for float32 or float16-bit-pattern weights;
+    ``bits`` is a uint32 scratch row (its float32 view holds the converted weights)."""
+    # 1-D views of the row and the current: LLVM vectorizes these loops (2-D indexing
+    # inside the loop defeats it, ~6x slower)
+    if w.dtype == types.uint16:
+        def impl(cur, w, row, s0, n, a, bits):
+            ww = w[row, s0:s0 + n]
+            cc = cur[s0:s0 + n]
+            bb = bits[:n]
+            for k in range(n):
+                h = np.uint32(ww[k])
+                bb[k] = ((h & np.uint32(0x7FFF)) << np.uint32(13)) | \
+                    ((h & np.uint32(0x8000)) << np.uint32(16))
+            f = bb.view(np.float32)
+            for k in range(n):
+                cc[k] += a * (f[k] * _F16_SCALE)
+        return impl
+
+    def impl(cur, w, row, s0, n, a, bits):
+        ww = w[row, s0:s0 + n]
+        cc = cur[s0:s0 + n]
+        for k in range(n):
+            cc[k] += a * ww[k]
+    return impl
+
+
+@njit(cache=True)
+def encode_input(x, ev_idx, ev_val):  # pragma: no cover - compiled
+    """Input phase of every time step: read the inputs ``x`` (T, N) and write each step's
+    event list (index, value) of the non-zero inputs; returns the event counts (T,)."""
+    T, n = x.shape
+    counts = np.zeros(T, np.int64)
+    for t in range(T):
+        m = 0
+        for i in range(n):
+            v = x[t, i]
+            if v != 0.0:
+                ev_idx[t, m] = i
+                ev_val[t, m] = v
+                m += 1
+        counts[t] = m
+    return counts
+
+
+@njit(cache=True)
+def _layer_share(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cur, state, s0,
+                 sl, readout, leak, thr, soft, v_reset, spk, spk_n, bits):  # pragma: no cover
+    """All time steps of one layer for one core's open segments (storage positions
+    ``s0[k] .. s0[k] + sl[k]``); spiking storage positions of step t go to ``spk[t]``."""
+    for k in range(s0.shape[0]):
+        for j in range(s0[k], s0[k] + sl[k]):
+            state[j] = 0.0
+    for t in range(T):
+        for k in range(s0.shape[0]):  # current = bias (or 0)
+            for j in range(s0[k], s0[k] + sl[k]):
+                cur[j] = bias[j] if has_bias else np.float32(0.0)
+        for e in range(ev_n[t]):
+            a = np.float32(1.0) if binary else ev_val[t, e]
+            row = in_perm[ev_idx[t, e]]
+            for k in range(s0.shape[0]):
+                accum(cur, w, row, s0[k], sl[k], a, bits)
+        m = 0
+        for k in range(s0.shape[0]):
+            for j in range(s0[k], s0[k] + sl[k]):
+                if readout:
+                    state[j] += cur[j]
+                else:
+                    v = leak * state[j] + cur[j]
+                    if v > thr:
+                        spk[t, m] = j
+                        m += 1
+                        v = v - thr if soft else v_reset
+                    state[j] = v
+        spk_n[t] = m
+
+
+@njit(cache=True, parallel=True)
+def layer_cores(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cur, state,
+                seg_s0, seg_sl, seg_ptr, readout, leak, thr, soft, v_reset, spk, spk_n,
+                bits):  # pragma: no cover - compiled
+    """One layer, all time steps, its open units split over cores (``seg_ptr[c]`` ..
+    ``seg_ptr[c + 1]`` are core c's segments), one thread per core; the cores are
+    independent within a layer (each owns its units), so the only barrier is the layer's
+    end. ``spk``/``spk_n`` (cores, T, ...) get each core's spiking storage positions."""
+    n_cores = seg_ptr.shape[0] - 1
+    for c in prange(n_cores):
+        a, b = seg_ptr[c], seg_ptr[c + 1]
+        _layer_share(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cur, state,
+                     seg_s0[a:b], seg_sl[a:b], readout, leak, thr, soft, v_reset, spk[c],
+                     spk_n[c], bits[c])
+
+
+@njit(cache=True)
+def layer_one_core(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cur, state,
+                   seg_s0, seg_sl, readout, leak, thr, soft, v_reset, spk, spk_n,
+                   bits):  # pragma: no cover - compiled
+    """:func:`layer_cores` for one core, without a parallel region."""
+    _layer_share(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cur, state,
+                 seg_s0, seg_sl, readout, leak, thr, soft, v_reset, spk[0], spk_n[0], bits[0])
+
+
+@njit(cache=True)
+def merge_events(spk, spk_n, inv_perm, out_idx):  # pragma: no cover - compiled
+    """The cores' spiking storage positions of each step -> one event list of unit indices in
+    ascending order (the order the next layer accumulates them in); returns counts (T,)."""
+    n_cores, T = spk_n.shape
+    counts = np.zeros(T, np.int64)
+    for t in range(T):
+        m = 0
+        for c in range(n_cores):
+            for e in range(spk_n[c, t]):
+                out_idx[t, m] = inv_perm[spk[c, t, e]]
+                m += 1
+        out_idx[t, :m] = np.sort(out_idx[t, :m])
+        counts[t] = m
+    return counts
+
+
+@njit(cache=True)
+def gate_mlp(feat, w1, b1, w2, b2, mlp, bits):  # pragma: no cover - compiled
+    """Gate class scores: ``relu(feat @ w1 + b1) @ w2 + b2`` (linear without ``mlp``),
+    accumulated over the non-zero features in ascending order."""
+    hidden = b1.shape[0]
+    h = np.empty(hidden, np.float32)
+    for j in range(hidden):
+        h[j] = np.float32(0.0)
+    for i in range(feat.shape[0]):
+        a = feat[i]
+        if a != 0.0:
+            accum(h, w1, i, 0, hidden, a, bits)
+    one = np.ones(1, np.float32)
+    accum(h, b1.reshape(1, hidden), 0, 0, hidden, one[0], bits)
+    if not mlp:
+        return h
+    n_out = b2.shape[0]
+    out = np.empty(n_out, np.float32)
+    for j in range(n_out):
+        out[j] = np.float32(0.0)
+    for i in range(hidden):
+        a = h[i] if h[i] > 0.0 else np.float32(0.0)
+        if a != 0.0:
+            accum(out, w2, i, 0, n_out, a, bits)
+    accum(out, b2.reshape(1, n_out), 0, 0, n_out, one[0], bits)
+    return out

@@ -1,0 +1,100 @@
+"""The measured program: same spikes and outputs as the reference inference, timing fields,
+graceful fallback without hardware counters, CLI errors."""
+import json
+
+import numpy as np
+import pytest
+
+import simsnn
+from simsnn import measure as M
+from simsnn.cli import main
+from simsnn.config.layout import LayoutConfig
+from simsnn.datasets import load_dataset
+from simsnn.measure import MeasuredProgram, MeasureError, parse_perf_csv, run_measured
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    ds = load_dataset("mnist")
+    return ds.x_test[:16], ds.y_test[:16]
+
+
+@pytest.mark.parametrize("name", ["mnist-dense", "mnist-gated", "mnist-taskspec"])
+@pytest.mark.parametrize("cores,dtype", [(1, None), (2, None), (1, "fp32")])
+def test_measured_program_gives_the_reference_spikes_and_outputs(mnist, name, cores, dtype):
+    x, y = mnist
+    net = simsnn.load_network(name)
+    ref, trace = simsnn.run_network(net, x, record=True, labels=y)
+    layout = LayoutConfig(weight_dtype=dtype) if dtype else None
+    prog = MeasuredProgram(net, layout, cores=cores)
+    rec: dict = {}
+    out, secs = run_measured(prog, x, record=rec)
+    spiking = [k for k in trace.layers if k != "input"]
+    assert sorted(rec) == sorted(spiking)
+    for k in spiking:
+        assert np.array_equal(rec[k], trace.layers[k]), k
+    if name == "mnist-taskspec":
+        # the aggregator is the same numpy code, on one row instead of the batch: BLAS may
+        # sum in another order
+        np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
+    else:
+        assert np.array_equal(out, ref)
+    assert secs.shape == (x.shape[0],) and (secs > 0).all()
+
+
+def test_interleaved_groups_and_static_partition_run_the_same_arithmetic(mnist):
+    x, y = mnist
+    net = simsnn.load_network("mnist-gated")
+    ref, _ = simsnn.run_network(net, x, labels=y)
+    for cfg in (LayoutConfig(groups="interleaved"), LayoutConfig(partition="static")):
+        out, _ = run_measured(MeasuredProgram(net, cfg, cores=2), x)
+        assert np.array_equal(out, ref)
+
+
+def test_measure_reports_latency_statistics_and_says_counters_are_missing(mnist, monkeypatch,
+                                                                            capsys):
+    monkeypatch.setattr(M, "perf_status", lambda: (False, "no counters in this test"))
+    monkeypatch.setattr(M, "_perf_told", False)
+    x, y = mnist
+    net = simsnn.load_network("mnist-gated")
+    r = M.measure(net, x[:6], y[:6], warmup=0, repeat=2, per_layer=True)
+    r2 = M.measure(net, x[:6], y[:6], warmup=0, repeat=1)
+    err = capsys.readouterr().err
+    assert err.count("no counters in this test") == 1  # said once
+    assert r["counters"] == {"available": False, "reason": "no counters in this test"}
+    assert r2["counters"]["available"] is False
+    lat = r["latency"]
+    assert r["measured"] and r["energy_j"] is None
+    assert lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"]
+    assert len(lat["per_repeat"]) == 2 and lat["spread"] >= 0
+    assert set(lat["per_layer_s"]) == {"input", "gate", "dense0", "dense1", "dense2"}
+    assert 0 <= r["accuracy"] <= 1 and r["peak_rss_bytes"] > 0
+    assert r["program_bytes"] >= r["weight_bytes"]
+
+
+def test_perf_csv_parsing_keeps_counted_events_only():
+    text = ("123456,,cycles,1000,100.00,,\n<not supported>,,instructions,0,100.00,,\n"
+            "789,,LLC-load-misses,1000,100.00,,\n")
+    assert parse_perf_csv(text) == {"cycles": 123456.0, "LLC-load-misses": 789.0}
+
+
+def test_unsupported_programs_are_clear_errors():
+    net = simsnn.load_network("mnist-dense")
+    with pytest.raises(MeasureError, match="row-major"):
+        MeasuredProgram(net, LayoutConfig(order="col"))
+    with pytest.raises(MeasureError, match="int8"):
+        MeasuredProgram(net, LayoutConfig(weight_dtype="int8"))
+
+
+def test_cli_measure_writes_a_measurement_json(tmp_path, capsys):
+    out = tmp_path / "m.json"
+    rc = main(["measure", "mnist-gated", "--samples", "4", "--repeat", "1", "--warmup", "0",
+               "--json", str(out)])
+    assert rc == 0
+    d = json.loads(out.read_text())
+    assert d["schema"] == "simsnn-result" and d["kind"] == "measurement" and d["measured"]
+    assert d["results"][0]["network"] == "mnist-gated"
+    assert d["results"][0]["latency_s"] > 0
+    assert main(["measure", "mnist-gated", "--samples", "4", "--pin", "x"]) == 2
+    assert main(["measure", "mnist-gated", "--samples", "4", "--cores", "99"]) == 2
+    assert "error" in capsys.readouterr().err
