@@ -15,9 +15,11 @@ def op_base(kind: str) -> str:
 class ThroughputCore(CoreModel):
     """cycles = sum over operation kinds of count x cycles per instruction / lanes.
 
-    synaptic accumulates, MACs and the small element-wise operations (readout, input, pool) cost
+    synaptic accumulates and MACs cost ``cycles_per_synop / simd_width`` (or the weight dtype's
+    ``cycles_per_synop_dtype``), the small element-wise operations (readout, input, pool)
     ``cycles_per_synop / simd_width``; neuron updates ``cycles_per_neuron_update / simd_width``;
-    gate MACs ``cycles_per_gate_op / simd_width``; every input event ``cycles_per_event``.
+    gate MACs ``cycles_per_gate_op / simd_width``; every input event ``cycles_per_event``; and
+    every task ``cycles_per_task``.
     """
 
     type_name = "throughput"
@@ -25,7 +27,10 @@ class ThroughputCore(CoreModel):
     def cycles_per_op(self, kind: str) -> float:
         s = self.spec
         base = op_base(kind)
-        if base in ("synop", "mac", "readout_op", "input_op", "pool_op"):
+        if base in ("synop", "mac"):
+            dtype = kind.split(".", 1)[1] if "." in kind else "fp32"
+            return s.cycles_per_synop_dtype.get(dtype, s.cycles_per_synop) / s.simd_width
+        if base in ("readout_op", "input_op", "pool_op"):
             return s.cycles_per_synop / s.simd_width
         if base == "neuron_update":
             return s.cycles_per_neuron_update / s.simd_width
@@ -36,5 +41,6 @@ class ThroughputCore(CoreModel):
         raise HardwareError(f"the core model has no cost for operation kind {kind!r}")
 
     def compute_cycles(self, ops: np.ndarray, op_kinds: tuple[str, ...]) -> np.ndarray:
+        """Cycles of each task (row of ``ops``), its fixed ``cycles_per_task`` included."""
         per = np.array([self.cycles_per_op(k) for k in op_kinds], dtype=np.float64)
-        return ops @ per
+        return ops @ per + self.spec.cycles_per_task

@@ -74,6 +74,14 @@ class CoreSpec(Strict):
                                     "(decode the spike, compute the row address).")
     cycles_per_gate_op: float = Field(1.0, gt=0.0, description="Cycles per gate MAC "
                                       "instruction.")
+    cycles_per_synop_dtype: dict[Literal["fp32", "fp16", "int8"], Annotated[float, Field(
+        gt=0.0)]] = Field(default_factory=dict, description="Per weight dtype, cycles per "
+                          "synaptic-accumulate instruction where it differs from "
+                          "cycles_per_synop (e.g. fp16 weights widened in registers); "
+                          "calibrated by `simsnn hw detect`.")
+    cycles_per_task: float = Field(0.0, ge=0.0, description="Fixed cycles per task (one "
+                                   "core's share of a phase): dispatch, loop setup, "
+                                   "synchronisation.")
     mlp: float = Field(8.0, ge=1.0, description="Memory-level parallelism: misses a core keeps "
                        "in flight, overlapping their latencies.")
     static_power: PricedPower | None = Field(None, description="Core static power while the "

@@ -212,6 +212,44 @@ def cmd_measure(args) -> int:
     return 0
 
 
+def cmd_validate(args) -> int:
+    from simsnn.config.loader import load_config
+    from simsnn.validate import run_validation, summary_text
+    cfg = load_config(args.config, expect="validation")
+    summary = run_validation(cfg, args.config, args.output)
+    print(summary_text(summary))
+    print(f"wrote {args.output}/summary.json, points.csv, points.json"
+          + (", predicted_vs_measured.png" if summary["plot"] else
+             " (no plot: pip install 'simsnn[plot]')"))
+    return 0
+
+
+def cmd_hw_detect(args) -> int:
+    from hwmodels.calibrate import calibrate
+    from hwmodels.detect import build_hardware, format_report, read_host, to_yaml, write_hardware
+    from simsnn.program_calibration import calibrate_program, program_overrides
+    host = read_host()
+    say = (lambda m: print(m, file=sys.stderr)) if not args.quiet else None
+    cal = calibrate(host, quick=args.quick, progress=say)
+    f = round(cal["figures"]["clock_hz"]["value"] / 1e9, 1) * 1e9  # the file's frequency
+    if say:
+        say("calibrating the measured program's kernels")
+    prog = calibrate_program(f, host.simd_lanes, quick=args.quick)
+    overrides, sources, table = program_overrides(prog, cal.get("date", ""))
+    hw = build_hardware(host, cal, name=args.name, core_overrides=overrides,
+                        override_sources=sources)
+    header = format_report(host, cal) + "\n" + table
+    if args.output:
+        write_hardware(hw, args.output, header)
+        print(f"wrote {args.output}")
+    else:
+        print(to_yaml(hw, header))
+    noisy = cal.get("noisy", []) + [f"program.{k}" for k in prog["noisy"]]
+    if noisy:
+        print(f"noisy (run-to-run spread over 5 %): {', '.join(noisy)}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="simsnn", description="Simulate and compare dense, "
                                 "task-specialized and per-layer gated SNNs on hardware models.")
@@ -309,6 +347,21 @@ def build_parser() -> argparse.ArgumentParser:
                    "storage dtype")
     s.add_argument("--json", help="write the result JSON here")
     s.set_defaults(fn=cmd_measure)
+
+    s = sub.add_parser("hw", help="hardware profiles of this host")
+    hsub = s.add_subparsers(dest="hw_cmd", required=True, metavar="ACTION")
+    r = hsub.add_parser("detect", help="write a calibrated hardware YAML for this host")
+    r.add_argument("-o", "--output", help="YAML file to write (default: print it)")
+    r.add_argument("--quick", action="store_true", help="smaller, faster calibration")
+    r.add_argument("--name", default="host")
+    r.add_argument("-q", "--quiet", action="store_true")
+    r.set_defaults(fn=cmd_hw_detect)
+
+    s = sub.add_parser("validate", help="measure and predict a validation set; report the "
+                       "prediction error")
+    s.add_argument("config", help="validation YAML (kind: validation)")
+    s.add_argument("-o", "--output", required=True, help="directory for the results")
+    s.set_defaults(fn=cmd_validate)
 
     s = sub.add_parser("train", help="train a network config (needs simsnn[train])")
     s.add_argument("config")

@@ -115,8 +115,14 @@ def _experiment_model() -> type[BaseModel]:
     return ExperimentConfig
 
 
+def _validation_model() -> type[BaseModel]:
+    from simsnn.config.validation import ValidationConfig
+    return ValidationConfig
+
+
 register_kind("network", _network_model)
 register_kind("experiment", _experiment_model)
+register_kind("validation", _validation_model)
 
 
 def _parse_hardware(data: dict, source: str) -> BaseModel:

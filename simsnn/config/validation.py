@@ -1,0 +1,52 @@
+"""Pydantic schema of validation files (``kind: validation``): workloads measured on this CPU
+and predicted on a hardware profile (see docs/validation.md)."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator
+
+from simsnn.config.base import FORMAT_VERSION, Strict
+from simsnn.config.layout import LayoutConfig
+
+
+class ValidationPoint(Strict):
+    """One workload, measured and predicted at every listed core count and input scale."""
+
+    name: str = Field(min_length=1)
+    group: str | None = Field(None, description="Points of one group (same cores and input "
+                              "scale) are ranked against each other: the family ranking "
+                              "check.")
+    network: str | dict[str, Any] = Field(description="Shipped model name, network YAML "
+                                          "(relative to this file) or an inline network "
+                                          "config (init: random for shapes without weights).")
+    cores: list[PositiveInt] = Field(default_factory=lambda: [1])
+    input_scale: list[float] = Field(default_factory=lambda: [1.0], description="Multiply "
+                                     "the input intensities (direct coding: pixel values, "
+                                     "rate coding: spike probabilities) to vary spike rates.")
+    layout: LayoutConfig | None = None
+
+    @field_validator("input_scale")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if not v or any(s <= 0 for s in v):
+            raise ValueError("input scales must be positive")
+        return v
+
+
+class ValidationConfig(Strict):
+    """Measure and predict a set of workloads; report the prediction error."""
+
+    version: Literal[1] = FORMAT_VERSION
+    kind: Literal["validation"]
+    name: str = Field(min_length=1)
+    description: str = ""
+    hardware: str = Field(description="Hardware file (relative to this file) or preset name: "
+                          "the profile `simsnn hw detect` wrote for this host.")
+    dataset: str = "mnist"
+    samples: PositiveInt = Field(64, description="Test samples per point.")
+    seed: int = 0
+    warmup: NonNegativeInt = 1
+    repeat: PositiveInt = 5
+    memory_mode: Literal["exact", "fast"] = "exact"
+    points: list[ValidationPoint] = Field(min_length=1)

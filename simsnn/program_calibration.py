@@ -1,0 +1,137 @@
+"""Calibrate the core model on the measured program's own kernels (micro-benchmarks).
+
+``simsnn hw detect`` combines hwmodels' host detection (caches, latencies, bandwidths) with
+these figures: the cost of the program's operations when their data sit in L1, so that the
+cycles the simulator charges for computing are those of the code that runs, and the memory
+model adds what the caches and DRAM cost on top. Nothing here looks at the validation points.
+
+Each figure is the median of ``repeat`` runs with its spread ((max - min) / median):
+- synaptic accumulate, per weight dtype: a layer whose few weight rows stay in L1 takes many
+  events against 1024 open units;
+- neuron update: the same layer with no events (bias store + LIF update per unit and step);
+- event: events against a one-unit segment (decode, row lookup, loop setup);
+- task: a one-unit layer with no events, through the whole driver (kernel dispatch, segment
+  lookup, spike merge), per time step.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from simsnn import measure_kernels as mk
+
+_T = 9
+
+
+def _layer_args(n_rows: int, n_out: int, dtype: str, n_events: int, T: int = _T):
+    rng = np.random.default_rng(0)
+    w32 = (rng.standard_normal((n_rows, n_out)) * 0.01).astype(np.float32)
+    w = w32.astype(np.float16).view(np.uint16) if dtype == "fp16" else w32
+    n_ev = max(n_events, 1)
+    ev_idx = np.tile(np.arange(n_ev, dtype=np.int32) % n_rows, (T, 1))
+    ev_val = np.ones((T, n_ev), np.float32)
+    ev_n = np.full(T, n_events, np.int64)
+    return dict(T=T, ev_idx=ev_idx, ev_val=ev_val, ev_n=ev_n, in_perm=np.arange(n_rows,
+                dtype=np.int64), w=w, bias=np.zeros(0, np.float32),
+                cur=np.zeros(n_out, np.float32), state=np.zeros(n_out, np.float32),
+                s0=np.array([0], np.int64), sl=np.array([n_out], np.int64),
+                spk=np.zeros((1, T, n_out), np.int64), spk_n=np.zeros((1, T), np.int64),
+                bits=np.zeros((1, max(n_out, 1024)), np.uint32))
+
+
+def _time_layer(a: dict, inner: int, repeat: int) -> tuple[float, float]:
+    """Seconds per call (median over ``repeat`` of the mean of ``inner`` calls), spread."""
+    def call():
+        mk.layer_one_core(a["T"], a["ev_idx"], a["ev_val"], a["ev_n"], True, a["in_perm"],
+                          a["w"], a["bias"], False, a["cur"], a["state"], a["s0"], a["sl"],
+                          False, np.float32(0.9), np.float32(1e9), False, np.float32(0.0),
+                          a["spk"], a["spk_n"], a["bits"])
+    call()
+    runs = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            call()
+        runs.append((time.perf_counter() - t0) / inner)
+    med = float(np.median(runs))
+    return med, float((max(runs) - min(runs)) / med)
+
+
+def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
+                      quick: bool = False) -> dict:
+    """Cycles per instruction (simd_width lanes) of the program's operations at ``clock_hz``."""
+    inner = 20 if quick else 60
+    n_out, n_ev = 1024, 64
+    out: dict = {"method": __doc__.split("\n\n")[1].strip() if __doc__ else ""}
+    # neuron update (+ bias store) alone
+    upd_s, upd_sp = _time_layer(_layer_args(8, n_out, "fp32", 0), inner * 4, repeat)
+    per_update = upd_s / (_T * n_out)
+    out["neuron_update"] = {"seconds": per_update, "spread": upd_sp,
+                            "cycles_per_instruction": per_update * clock_hz * simd_width}
+    # events against a one-unit segment: per-event overhead
+    ev_s, ev_sp = _time_layer(_layer_args(8, 1, "fp32", 256), inner * 4, repeat)
+    base_s, _ = _time_layer(_layer_args(8, 1, "fp32", 0), inner * 4, repeat)
+    per_event = max(ev_s - base_s, 0.0) / (_T * 256)
+    out["event"] = {"seconds": per_event, "spread": ev_sp, "cycles": per_event * clock_hz}
+    for dtype in ("fp32", "fp16"):
+        s, sp = _time_layer(_layer_args(8, n_out, dtype, n_ev), inner, repeat)
+        per_synop = max(s - upd_s - per_event * _T * n_ev, 0.0) / (_T * n_ev * n_out)
+        out[f"synop.{dtype}"] = {"seconds": per_synop, "spread": sp,
+                                 "cycles_per_instruction": per_synop * clock_hz * simd_width}
+    out["task"] = _task_overhead(clock_hz, repeat, inner)
+    out["noisy"] = [k for k, v in out.items() if isinstance(v, dict) and v.get("spread", 0)
+                    > 0.05]
+    return out
+
+
+def _task_overhead(clock_hz: float, repeat: int, inner: int) -> dict:
+    """Per time step, the fixed cost of one layer of the measured driver: a network of
+    one-unit layers with no input events (its arithmetic is negligible)."""
+    from simsnn.build import build_network
+    from simsnn.config.network import NetworkConfig
+    from simsnn.measure import MeasuredProgram
+    cfg = NetworkConfig.model_validate({
+        "version": 1, "kind": "network", "name": "calibration-tasks", "family": "dense",
+        "num_classes": 1, "timesteps": _T, "input": {"shape": [1], "coding": "direct"},
+        "init": "random", "layers": [{"type": "dense", "units": 1} for _ in range(8)] +
+        [{"type": "dense", "units": 1, "spiking": False}]})
+    net = build_network(cfg)
+    prog = MeasuredProgram(net)
+    buf = prog.buffers(_T)
+    x = np.zeros((_T, 1), np.float32)
+    static = np.zeros(1, np.float32)
+    n_layers = 9
+    prog.infer(x, static, buf)
+    runs = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            prog.infer(x, static, buf)
+        runs.append((time.perf_counter() - t0) / inner / (n_layers * _T))
+    med = float(np.median(runs))
+    return {"seconds": med, "spread": float((max(runs) - min(runs)) / med),
+            "cycles": med * clock_hz}
+
+
+def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
+    """The core fields of a hardware file from :func:`calibrate_program`: (overrides,
+    source strings, header table)."""
+    over = {"cycles_per_synop": prog["synop.fp32"]["cycles_per_instruction"],
+            "cycles_per_synop_dtype": {d: prog[f"synop.{d}"]["cycles_per_instruction"]
+                                       for d in ("fp32", "fp16")},
+            "cycles_per_neuron_update": prog["neuron_update"]["cycles_per_instruction"],
+            "cycles_per_event": prog["event"]["cycles"],
+            "cycles_per_task": prog["task"]["cycles"]}
+    over = {k: ({kk: round(vv, 3) for kk, vv in v.items()} if isinstance(v, dict)
+                else round(v, 3)) for k, v in over.items()}
+    src = (f"measured by simsnn hw detect ({date}) on the measured program's own kernels "
+           f"(simsnn/program_calibration.py, data in L1): cycles_per_synop (fp32), "
+           f"cycles_per_synop_dtype (fp32, fp16 widened from 16-bit patterns), "
+           f"cycles_per_neuron_update, cycles_per_event, cycles_per_task (driver cost per "
+           f"layer and time step)")
+    rows = ["measured program (simsnn/program_calibration.py):"]
+    for k in ("synop.fp32", "synop.fp16", "neuron_update", "event", "task"):
+        v = prog[k]
+        rows.append(f"  {k:<14} {v['seconds'] * 1e9:10.3f} ns  spread {100 * v['spread']:5.1f} %")
+    return over, [src], "\n".join(rows)

@@ -1,0 +1,203 @@
+"""Validation: measure workloads on this CPU, predict them on a hardware profile, report the
+error (MAPE, max error, Spearman rank correlation, family ranking). See docs/validation.md.
+
+The hardware profile must come from `simsnn hw detect` (host detection and micro-benchmarks
+only): nothing here fits a model parameter to the measured points.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import rankdata
+
+from simsnn.config.validation import ValidationConfig, ValidationPoint
+from simsnn.errors import ConfigError
+from simsnn.io import write_json_atomic
+
+FAMILIES = ("dense", "task_specialized", "gated")
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation (average ranks for ties); nan for fewer than 2 points."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape[0] < 2:
+        return float("nan")
+    ra, rb = rankdata(a), rankdata(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def error_stats(predicted, measured) -> dict:
+    """Absolute percentage errors of ``predicted`` against ``measured``: mean (MAPE), max,
+    signed mean (bias) and the Spearman rank correlation."""
+    p, m = np.asarray(predicted, float), np.asarray(measured, float)
+    if p.shape != m.shape or p.size == 0:
+        raise ValueError("predicted and measured must be non-empty and of the same length")
+    if (m <= 0).any():
+        raise ValueError("measured values must be positive")
+    err = (p - m) / m * 100.0
+    return {"n_points": int(p.size), "latency_mape_pct": float(np.abs(err).mean()),
+            "max_error_pct": float(np.abs(err).max()), "bias_pct": float(err.mean()),
+            "spearman": spearman(p, m)}
+
+
+def family_ranking(rows: list[dict]) -> dict:
+    """Within each comparison group (same ``group``, cores and input scale) holding several
+    families: is the predicted order of latencies the measured one?"""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r.get("group"):
+            groups.setdefault((r["group"], r["cores"], r["input_scale"]), []).append(r)
+    checks = []
+    for key, rs in sorted(groups.items()):
+        if len({r["family"] for r in rs}) < 2:
+            continue
+        by_pred = [r["point"] for r in sorted(rs, key=lambda r: r["predicted_s"])]
+        by_meas = [r["point"] for r in sorted(rs, key=lambda r: r["measured_s"])]
+        checks.append({"group": key[0], "cores": key[1], "input_scale": key[2],
+                       "predicted_order": by_pred, "measured_order": by_meas,
+                       "right": by_pred == by_meas})
+    return {"checks": checks, "all_right": bool(checks) and all(c["right"] for c in checks)}
+
+
+def _network(point: ValidationPoint, base: Path):
+    from simsnn.build import build_network
+    from simsnn.config.network import NetworkConfig
+    from simsnn.loading import load_network
+    src = f"points[{point.name}].network"
+    if isinstance(point.network, dict):
+        try:
+            cfg = NetworkConfig.model_validate(point.network)
+        except Exception as exc:  # pydantic error: one line
+            raise ConfigError(src, "network", str(exc).splitlines()[0]) from None
+        return build_network(cfg, src, base)
+    candidate = base / point.network
+    return load_network(candidate if candidate.exists() else point.network)
+
+
+def _inputs(x: np.ndarray, scale: float, coding: str) -> np.ndarray:
+    xs = x.astype(np.float32) * np.float32(scale)
+    return np.clip(xs, 0.0, 1.0) if coding == "rate" else xs
+
+
+def run_validation(cfg: ValidationConfig, source: str | Path, out_dir: str | Path,
+                   log=print) -> dict:
+    """Measure and predict every point of ``cfg``; write the tables, plot and summary."""
+    import simsnn
+    from hwmodels.loader import load_hardware
+    from simsnn.datasets import load_dataset
+    from simsnn.measure import host_summary, measure
+    base = Path(source).parent
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    hw_ref = base / cfg.hardware
+    hw = load_hardware(hw_ref if hw_ref.exists() else cfg.hardware)
+    ds = load_dataset(cfg.dataset, seed=cfg.seed)
+    x, y = ds.x_test[: cfg.samples], ds.y_test[: cfg.samples]
+    rows: list[dict] = []
+    started = time.perf_counter()
+    for point in cfg.points:
+        net = _network(point, base)
+        for scale in point.input_scale:
+            xs = _inputs(x, scale, net.coding)
+            _, trace = simsnn.run_network(net, xs, record=True, labels=y, seed=cfg.seed)
+            rate = float(np.mean([v.mean() for k, v in trace.layers.items() if k != "input"]))
+            for cores in point.cores:
+                if cores > hw.cores.count:
+                    raise ConfigError(str(source), f"points[{point.name}].cores",
+                                      f"{cores} cores, the hardware profile has "
+                                      f"{hw.cores.count}")
+                m = measure(net, xs, y, cores=cores, layout=point.layout, warmup=cfg.warmup,
+                            repeat=cfg.repeat, seed=cfg.seed)
+                pred = simsnn.simulate(net, trace, hw, cfg.memory_mode, cores, point.layout)
+                rep = pred.report
+                row = {"point": point.name, "group": point.group,
+                       "network": net.name, "family": net.family, "cores": cores,
+                       "input_scale": scale, "firing_rate": rate,
+                       "accuracy": m["accuracy"], "measured_s": m["latency_s"],
+                       "measured_spread": m["latency"]["spread"],
+                       "predicted_s": rep["latency_s"],
+                       "predicted_compute_share": rep["latency"]["compute_share"],
+                       "error_pct": (rep["latency_s"] - m["latency_s"]) / m["latency_s"] * 100,
+                       "program_bytes": m["program_bytes"]}
+                rows.append(row)
+                log(f"{point.name:<24} cores {cores} scale {scale:<4g} measured "
+                    f"{1e3 * row['measured_s']:8.3f} ms  predicted {1e3 * row['predicted_s']:8.3f}"
+                    f" ms  error {row['error_pct']:+6.1f}%")
+    stats = error_stats([r["predicted_s"] for r in rows], [r["measured_s"] for r in rows])
+    per_cores = {str(c): error_stats([r["predicted_s"] for r in rows if r["cores"] == c],
+                                     [r["measured_s"] for r in rows if r["cores"] == c])
+                 for c in sorted({r["cores"] for r in rows})}
+    summary = {"schema": "simsnn-validation", "schema_version": 1, "name": cfg.name,
+               "hardware": hw.name, "host": host_summary(), "samples": cfg.samples,
+               "repeat": cfg.repeat, "memory_mode": cfg.memory_mode, **stats,
+               "per_cores": per_cores, "family_ranking": family_ranking(rows),
+               "seconds": time.perf_counter() - started}
+    write_json_atomic(out / "points.json", {"points": rows})
+    _write_csv(out / "points.csv", rows)
+    summary["plot"] = _plot(out / "predicted_vs_measured.png", rows, summary)
+    write_json_atomic(out / "summary.json", summary)
+    return summary
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    tmp = path.with_suffix(".csv.tmp")
+    tmp.write_text(buf.getvalue())
+    tmp.replace(path)
+
+
+def _plot(path: Path, rows: list[dict], summary: dict) -> str | None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    markers = {"dense": "o", "task_specialized": "s", "gated": "^"}
+    for fam in sorted({r["family"] for r in rows}):
+        for c in sorted({r["cores"] for r in rows}):
+            rs = [r for r in rows if r["family"] == fam and r["cores"] == c]
+            if rs:
+                ax.scatter([1e3 * r["measured_s"] for r in rs],
+                           [1e3 * r["predicted_s"] for r in rs],
+                           marker=markers.get(fam, "x"), label=f"{fam}, {c} core(s)")
+    lo = min(min(r["measured_s"], r["predicted_s"]) for r in rows) * 1e3 * 0.8
+    hi = max(max(r["measured_s"], r["predicted_s"]) for r in rows) * 1e3 * 1.25
+    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+    ax.plot([lo, hi], [lo * 1.1, hi * 1.1], "k:", lw=0.6)
+    ax.plot([lo, hi], [lo * 0.9, hi * 0.9], "k:", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured latency per inference (ms)")
+    ax.set_ylabel("predicted latency per inference (ms)")
+    ax.set_title(f"{summary['name']}: MAPE {summary['latency_mape_pct']:.1f} %, "
+                 f"Spearman {summary['spearman']:.3f}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path.name
+
+
+def summary_text(summary: dict) -> str:
+    s = summary
+    fr = s["family_ranking"]
+    rank = "n/a" if not fr["checks"] else ("right" if fr["all_right"] else "WRONG")
+    return (f"{s['n_points']} points: latency MAPE {s['latency_mape_pct']:.1f} %, max error "
+            f"{s['max_error_pct']:.1f} %, bias {s['bias_pct']:+.1f} %, Spearman "
+            f"{s['spearman']:.3f}, family ranking {rank}")
+
+
+__all__ = ["error_stats", "family_ranking", "run_validation", "spearman", "summary_text"]

@@ -1,0 +1,94 @@
+"""Validation statistics, config errors and a tiny end-to-end `simsnn validate` run."""
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from simsnn.cli import main
+from simsnn.validate import error_stats, family_ranking, spearman
+
+
+def test_error_statistics_by_hand():
+    s = error_stats([1.1, 1.8, 3.0], [1.0, 2.0, 3.0])
+    assert s["n_points"] == 3
+    assert s["latency_mape_pct"] == pytest.approx((10 + 10 + 0) / 3)
+    assert s["max_error_pct"] == pytest.approx(10)
+    assert s["bias_pct"] == pytest.approx(0.0)
+    assert s["spearman"] == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        error_stats([1.0], [0.0])
+
+
+def test_spearman_uses_ranks_and_average_ties():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 3, 4], [1, 100, 1000, 1e6]) == pytest.approx(1.0)  # monotone
+    # ties: scipy's reference value
+    from scipy.stats import spearmanr
+    a, b = [1, 2, 2, 3, 5], [2, 1, 4, 4, 9]
+    assert spearman(a, b) == pytest.approx(spearmanr(a, b).statistic)
+    assert np.isnan(spearman([1], [1]))
+
+
+def test_family_ranking_compares_within_groups():
+    rows = [
+        {"point": "d", "group": "g", "family": "dense", "cores": 1, "input_scale": 1.0,
+         "predicted_s": 3.0, "measured_s": 3.3},
+        {"point": "t", "group": "g", "family": "task_specialized", "cores": 1,
+         "input_scale": 1.0, "predicted_s": 2.0, "measured_s": 2.5},
+        {"point": "x", "group": "g", "family": "gated", "cores": 1, "input_scale": 1.0,
+         "predicted_s": 1.0, "measured_s": 1.1},
+        {"point": "d", "group": "g", "family": "dense", "cores": 2, "input_scale": 1.0,
+         "predicted_s": 1.0, "measured_s": 2.0},
+        {"point": "x", "group": "g", "family": "gated", "cores": 2, "input_scale": 1.0,
+         "predicted_s": 2.0, "measured_s": 1.0},
+        {"point": "lonely", "group": None, "family": "dense", "cores": 1, "input_scale": 1.0,
+         "predicted_s": 1.0, "measured_s": 1.0},
+    ]
+    fr = family_ranking(rows)
+    assert [c["right"] for c in fr["checks"]] == [True, False]
+    assert fr["checks"][0]["measured_order"] == ["x", "t", "d"]
+    assert fr["all_right"] is False
+
+
+def _tiny(tmp_path, **over):
+    net = {"version": 1, "kind": "network", "name": "tiny", "family": "dense",
+           "num_classes": 10, "input": {"shape": [784], "coding": "direct"},
+           "init": "random", "weight_dtype": "fp16",
+           "layers": [{"type": "dense", "units": 32}, {"type": "dense", "units": 10,
+                                                        "spiking": False}]}
+    cfg = {"version": 1, "kind": "validation", "name": "tiny", "hardware": "zen4-epyc",
+           "samples": 4, "repeat": 1, "warmup": 0,
+           "points": [{"name": "tiny", "group": "g", "network": net, "cores": [1],
+                       "input_scale": [1.0, 0.5]},
+                      {"name": "shipped-gated", "group": "g", "network": "mnist-gated",
+                       "cores": [1]}]}
+    cfg.update(over)
+    p = tmp_path / "val.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def test_validate_writes_points_plot_and_summary(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["validate", str(_tiny(tmp_path)), "-o", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["n_points"] == 3
+    for k in ("latency_mape_pct", "max_error_pct", "spearman", "family_ranking", "per_cores"):
+        assert k in s
+    pts = json.loads((out / "points.json").read_text())["points"]
+    assert {p["point"] for p in pts} == {"tiny", "shipped-gated"}
+    assert all(p["measured_s"] > 0 and p["predicted_s"] > 0 for p in pts)
+    assert (out / "points.csv").read_text().splitlines()[0].startswith("point,")
+    assert (out / "predicted_vs_measured.png").stat().st_size > 1000
+    assert "MAPE" in capsys.readouterr().out
+
+
+def test_validation_config_errors_name_the_field(tmp_path, capsys):
+    bad = _tiny(tmp_path, repeat=0)
+    assert main(["validate", str(bad), "-o", str(tmp_path / "o")]) == 2
+    assert "repeat" in capsys.readouterr().err
+    bad = _tiny(tmp_path, points=[{"name": "x", "network": "mnist-dense", "cores": [64]}])
+    assert main(["validate", str(bad), "-o", str(tmp_path / "o")]) == 2
+    assert "cores" in capsys.readouterr().err
