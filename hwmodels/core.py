@@ -18,8 +18,9 @@ class ThroughputCore(CoreModel):
     synaptic accumulates and MACs cost ``cycles_per_synop / simd_width`` (or the weight dtype's
     ``cycles_per_synop_dtype``), the small element-wise operations (readout, input, pool)
     ``cycles_per_synop / simd_width``; neuron updates ``cycles_per_neuron_update / simd_width``;
-    gate MACs ``cycles_per_gate_op / simd_width``; every input event ``cycles_per_event``; and
-    every task ``cycles_per_task``.
+    gate MACs ``cycles_per_gate_op / simd_width``; every input event ``cycles_per_event``; every
+    visit of a run of open units by an event (``segment``) ``cycles_per_segment``; and every
+    task ``cycles_per_task``.
     """
 
     type_name = "throughput"
@@ -38,6 +39,8 @@ class ThroughputCore(CoreModel):
             return s.cycles_per_gate_op / s.simd_width
         if base == "event":
             return s.cycles_per_event
+        if base == "segment":
+            return s.cycles_per_segment
         raise HardwareError(f"the core model has no cost for operation kind {kind!r}")
 
     def compute_cycles(self, ops: np.ndarray, op_kinds: tuple[str, ...]) -> np.ndarray:

@@ -79,9 +79,14 @@ class CoreSpec(Strict):
                           "synaptic-accumulate instruction where it differs from "
                           "cycles_per_synop (e.g. fp16 weights widened in registers); "
                           "calibrated by `simsnn hw detect`.")
+    cycles_per_segment: float = Field(0.0, ge=0.0, description="Fixed cycles per visit of a "
+                                      "run of consecutive open units by an input event (loop "
+                                      "setup of each weight-row piece).")
     cycles_per_task: float = Field(0.0, ge=0.0, description="Fixed cycles per task (one "
-                                   "core's share of a phase): dispatch, loop setup, "
-                                   "synchronisation.")
+                                   "core's share of a phase): dispatch, loop setup.")
+    cycles_per_sync: float = Field(0.0, ge=0.0, description="Extra cycles per task of a phase "
+                                   "that runs on several cores: starting and joining them "
+                                   "(thread wake-up, barrier).")
     mlp: float = Field(8.0, ge=1.0, description="Memory-level parallelism: misses a core keeps "
                        "in flight, overlapping their latencies.")
     static_power: PricedPower | None = Field(None, description="Core static power while the "

@@ -20,7 +20,7 @@ from simsnn.replay import _pool_any
 from simsnn.trace import SpikeTrace
 
 BASE_OPS = ("event", "synop", "mac", "neuron_update", "readout_op", "input_op", "pool_op",
-            "gate_op")
+            "gate_op", "segment")
 
 
 def op_kinds(dtype: str) -> tuple[str, ...]:
@@ -234,7 +234,8 @@ class _Lowerer:
                     parts += _interleave((cur + 4 * s0, 4 * sl, False),
                                          (state + 4 * s0, 4 * sl, False),
                                          (state + 4 * s0, 4 * sl, True))
-            ops = {"event": n_ev, op_kind: syn}
+            # segment: one visit of a run of open units per event (loop setup per row piece)
+            ops = {"event": n_ev, op_kind: syn, "segment": n_ev * s0.size}
             ops["readout_op" if ll.kind == "readout" else "neuron_update"] = upd
             if spike_pos is not None and pos.size:
                 n_sp = int(np.isin(spike_pos, pos).sum()) if ll.kind != "conv" else \

@@ -10,6 +10,8 @@ Each figure is the median of ``repeat`` runs with its spread ((max - min) / medi
   events against 1024 open units;
 - neuron update: the same layer with no events (bias store + LIF update per unit and step);
 - event: events against a one-unit segment (decode, row lookup, loop setup);
+- segment: the same events and synops against 64 one-unit runs instead of one run of 64
+  (the loop setup per run of open units and event);
 - task: a one-unit layer with no events, through the whole driver (kernel dispatch, segment
   lookup, spike merge), per time step.
 """
@@ -59,7 +61,7 @@ def _time_layer(a: dict, inner: int, repeat: int) -> tuple[float, float]:
 
 
 def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
-                      quick: bool = False) -> dict:
+                      quick: bool = False, cores: int = 1) -> dict:
     """Cycles per instruction (simd_width lanes) of the program's operations at ``clock_hz``."""
     inner = 20 if quick else 60
     n_out, n_ev = 1024, 64
@@ -74,20 +76,31 @@ def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
     base_s, _ = _time_layer(_layer_args(8, 1, "fp32", 0), inner * 4, repeat)
     per_event = max(ev_s - base_s, 0.0) / (_T * 256)
     out["event"] = {"seconds": per_event, "spread": ev_sp, "cycles": per_event * clock_hz}
+    # the same events and synops against 64 one-unit segments instead of one run of 64
+    one = _layer_args(8, 128, "fp16", n_ev)
+    one["s0"], one["sl"] = np.array([0], np.int64), np.array([64], np.int64)
+    many = _layer_args(8, 128, "fp16", n_ev)
+    many["s0"], many["sl"] = np.arange(64, dtype=np.int64) * 2, np.ones(64, np.int64)
+    t_one, _ = _time_layer(one, inner, repeat)
+    t_many, seg_sp = _time_layer(many, inner, repeat)
+    per_seg = max(t_many - t_one, 0.0) / (_T * n_ev * 63)
+    out["segment"] = {"seconds": per_seg, "spread": seg_sp, "cycles": per_seg * clock_hz}
     for dtype in ("fp32", "fp16"):
         s, sp = _time_layer(_layer_args(8, n_out, dtype, n_ev), inner, repeat)
         per_synop = max(s - upd_s - per_event * _T * n_ev, 0.0) / (_T * n_ev * n_out)
         out[f"synop.{dtype}"] = {"seconds": per_synop, "spread": sp,
                                  "cycles_per_instruction": per_synop * clock_hz * simd_width}
     out["task"] = _task_overhead(clock_hz, repeat, inner)
+    out["sync"] = _sync_overhead(clock_hz, repeat, inner, cores, out["task"]["seconds"])
     out["noisy"] = [k for k, v in out.items() if isinstance(v, dict) and v.get("spread", 0)
                     > 0.05]
     return out
 
 
-def _task_overhead(clock_hz: float, repeat: int, inner: int) -> dict:
-    """Per time step, the fixed cost of one layer of the measured driver: a network of
-    one-unit layers with no input events (its arithmetic is negligible)."""
+def _task_overhead(clock_hz: float, repeat: int, inner: int, cores: int = 1) -> dict:
+    """Per time step, the fixed cost of one layer of the measured driver on ``cores``
+    threads: a network of one-unit layers with no input events (its arithmetic is
+    negligible)."""
     from simsnn.build import build_network
     from simsnn.config.network import NetworkConfig
     from simsnn.measure import MeasuredProgram
@@ -97,7 +110,7 @@ def _task_overhead(clock_hz: float, repeat: int, inner: int) -> dict:
         "init": "random", "layers": [{"type": "dense", "units": 1} for _ in range(8)] +
         [{"type": "dense", "units": 1, "spiking": False}]})
     net = build_network(cfg)
-    prog = MeasuredProgram(net)
+    prog = MeasuredProgram(net, cores=cores)
     buf = prog.buffers(_T)
     x = np.zeros((_T, 1), np.float32)
     static = np.zeros(1, np.float32)
@@ -114,6 +127,25 @@ def _task_overhead(clock_hz: float, repeat: int, inner: int) -> dict:
             "cycles": med * clock_hz}
 
 
+def _sync_overhead(clock_hz: float, repeat: int, inner: int, cores: int,
+                   one_core_s: float) -> dict:
+    """Per time step and layer, what running the driver's layers on ``cores`` threads adds
+    to the one-thread cost (waking the threads for the layer's parallel region, joining
+    them); 0 for one core."""
+    if cores < 2:
+        return {"seconds": 0.0, "spread": 0.0, "cycles": 0.0, "cores": cores}
+    import numba
+    before = numba.get_num_threads()
+    numba.set_num_threads(cores)
+    try:
+        multi = _task_overhead(clock_hz, repeat, inner, cores)
+    finally:
+        numba.set_num_threads(before)
+    extra = max(multi["seconds"] - one_core_s, 0.0)
+    return {"seconds": extra, "spread": multi["spread"], "cycles": extra * clock_hz,
+            "cores": cores}
+
+
 def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
     """The core fields of a hardware file from :func:`calibrate_program`: (overrides,
     source strings, header table)."""
@@ -122,16 +154,20 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
                                        for d in ("fp32", "fp16")},
             "cycles_per_neuron_update": prog["neuron_update"]["cycles_per_instruction"],
             "cycles_per_event": prog["event"]["cycles"],
-            "cycles_per_task": prog["task"]["cycles"]}
+            "cycles_per_segment": prog["segment"]["cycles"],
+            "cycles_per_task": prog["task"]["cycles"],
+            "cycles_per_sync": prog["sync"]["cycles"]}
     over = {k: ({kk: round(vv, 3) for kk, vv in v.items()} if isinstance(v, dict)
                 else round(v, 3)) for k, v in over.items()}
     src = (f"measured by simsnn hw detect ({date}) on the measured program's own kernels "
            f"(simsnn/program_calibration.py, data in L1): cycles_per_synop (fp32), "
            f"cycles_per_synop_dtype (fp32, fp16 widened from 16-bit patterns), "
-           f"cycles_per_neuron_update, cycles_per_event, cycles_per_task (driver cost per "
-           f"layer and time step)")
+           f"cycles_per_neuron_update, cycles_per_event, cycles_per_segment, "
+           f"cycles_per_task (driver cost per layer and time step), cycles_per_sync (what "
+           f"{prog['sync']['cores']} threads add to it)")
     rows = ["measured program (simsnn/program_calibration.py):"]
-    for k in ("synop.fp32", "synop.fp16", "neuron_update", "event", "task"):
+    for k in ("synop.fp32", "synop.fp16", "neuron_update", "event", "segment", "task",
+              "sync"):
         v = prog[k]
         rows.append(f"  {k:<14} {v['seconds'] * 1e9:10.3f} ns  spread {100 * v['spread']:5.1f} %")
     return over, [src], "\n".join(rows)
