@@ -45,13 +45,10 @@ def _layer_args(n_rows: int, n_out: int, dtype: str, n_events: int, T: int = _T)
                 bits=np.zeros((1, max(n_out, 1024)), np.uint32))
 
 
-def _time_layer(a: dict, inner: int, repeat: int) -> tuple[float, float]:
-    """Seconds per call (best over ``repeat`` of the mean of ``inner`` calls), spread."""
-    def call():
-        mk.layer_one_core(a["T"], a["ev_idx"], a["ev_val"], a["ev_n"], True, a["in_perm"],
-                          a["w"], a["bias"], False, a["cur"], a["state"], a["s0"], a["sl"],
-                          False, np.float32(0.9), np.float32(1e9), False, np.float32(0.0),
-                          a["spk"], a["spk_n"], a["bits"])
+def _best_of(call, inner: int, repeat: int) -> tuple[float, float]:
+    """Seconds per call: the best over ``repeat`` runs (on a shared machine noise only adds
+    time) of the mean of ``inner`` calls, after one untimed call; and the spread
+    (max - min) / best."""
     call()
     runs = []
     for _ in range(repeat):
@@ -59,8 +56,18 @@ def _time_layer(a: dict, inner: int, repeat: int) -> tuple[float, float]:
         for _ in range(inner):
             call()
         runs.append((time.perf_counter() - t0) / inner)
-    med = float(min(runs))  # best of the runs: on a shared machine noise only adds time
-    return med, float((max(runs) - min(runs)) / med)
+    best = float(min(runs))
+    return best, float((max(runs) - best) / best)
+
+
+def _time_layer(a: dict, inner: int, repeat: int) -> tuple[float, float]:
+    """:func:`_best_of` one layer kernel call with the arguments ``a``."""
+    def call():
+        mk.layer_one_core(a["T"], a["ev_idx"], a["ev_val"], a["ev_n"], True, a["in_perm"],
+                          a["w"], a["bias"], False, a["cur"], a["state"], a["s0"], a["sl"],
+                          False, np.float32(0.9), np.float32(1e9), False, np.float32(0.0),
+                          a["spk"], a["spk_n"], a["bits"])
+    return _best_of(call, inner, repeat)
 
 
 def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
@@ -118,16 +125,9 @@ def _gate_cost(clock_hz: float, simd_width: int, repeat: int, inner: int) -> dic
     def call():
         sc = mk.gate_mlp(feat, w1, b1, w2, b2, True, bits)
         groups[np.argsort(-sc, kind="stable")[:2]].any(axis=0)
-    call()
-    runs = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            call()
-        runs.append((time.perf_counter() - t0) / inner)
-    med = float(min(runs))  # best of the runs: on a shared machine noise only adds time
-    per_mac = med / (784 * 256 + 256 + 256 * 10 + 10)
-    return {"seconds": per_mac, "spread": float((max(runs) - min(runs)) / med),
+    best, spread = _best_of(call, inner, repeat)
+    per_mac = best / (784 * 256 + 256 + 256 * 10 + 10)
+    return {"seconds": per_mac, "spread": spread,
             "cycles_per_instruction": per_mac * clock_hz * simd_width}
 
 
@@ -149,16 +149,9 @@ def _task_overhead(clock_hz: float, repeat: int, inner: int, cores: int = 1) -> 
     x = np.zeros((_T, 1), np.float32)
     static = np.zeros(1, np.float32)
     n_layers = 9
-    prog.infer(x, static, buf)
-    runs = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            prog.infer(x, static, buf)
-        runs.append((time.perf_counter() - t0) / inner / (n_layers * _T))
-    med = float(min(runs))  # best of the runs: on a shared machine noise only adds time
-    return {"seconds": med, "spread": float((max(runs) - min(runs)) / med),
-            "cycles": med * clock_hz}
+    best, spread = _best_of(lambda: prog.infer(x, static, buf), inner, repeat)
+    per = best / (n_layers * _T)
+    return {"seconds": per, "spread": spread, "cycles": per * clock_hz}
 
 
 def _sync_overhead(clock_hz: float, repeat: int, inner: int, cores: int,
