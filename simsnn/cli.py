@@ -216,6 +216,11 @@ def cmd_validate(args) -> int:
     from simsnn.config.loader import load_config
     from simsnn.validate import run_validation, summary_text
     cfg = load_config(args.config, expect="validation")
+    if args.hardware:
+        cfg = cfg.model_copy(update={"hardware": str(Path(args.hardware).resolve())
+                                     if Path(args.hardware).exists() else args.hardware})
+    if args.samples:
+        cfg = cfg.model_copy(update={"samples": args.samples})
     summary = run_validation(cfg, args.config, args.output)
     print(summary_text(summary))
     print(f"wrote {args.output}/summary.json, points.csv, points.json"
@@ -361,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "prediction error")
     s.add_argument("config", help="validation YAML (kind: validation)")
     s.add_argument("-o", "--output", required=True, help="directory for the results")
+    s.add_argument("--hardware", help="hardware file or preset (overrides the file's)")
+    s.add_argument("--samples", type=int, help="test samples per point (overrides the file's)")
     s.set_defaults(fn=cmd_validate)
 
     s = sub.add_parser("train", help="train a network config (needs simsnn[train])")
