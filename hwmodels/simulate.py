@@ -77,9 +77,10 @@ def task_costs(workload: Workload, spec: HardwareSpec, task_lines: np.ndarray,
     """Compute, transfer and latency terms of every task (see hwmodels.engine)."""
     f = spec.cores.frequency
     compute = ThroughputCore(spec.cores).compute_cycles(workload.ops, workload.op_kinds) / f
-    if spec.cores.cycles_per_sync:
-        per_phase = np.bincount(workload.task_phase, minlength=workload.n_phases)
-        compute = compute + (per_phase[workload.task_phase] > 1) * spec.cores.cycles_per_sync / f
+    per_phase = np.bincount(workload.task_phase, minlength=workload.n_phases)
+    multi = per_phase[workload.task_phase] > 1  # tasks of phases run on several cores
+    compute = np.where(multi, compute / spec.cores.parallel_efficiency, compute)
+    compute = compute + multi * spec.cores.cycles_per_sync / f
     n_runs = np.diff(workload.task_start).astype(np.float64)
     private = np.zeros(workload.n_tasks)
     channels: list[tuple[str, float]] = []

@@ -15,6 +15,8 @@ timed passes, with the spread (max - min) / best:
   (the loop setup per run of open units and event);
 - gate op: an mlp gate 784-256-10 (fp16) scoring dense features, then its top-k selection,
   per multiply-accumulate;
+- parallel efficiency: the same per-core accumulate work on one thread, then on all cores at
+  once;
 - task: a one-unit layer with no events, through the whole driver (kernel dispatch, segment
   lookup, spike merge), per time step.
 """
@@ -103,6 +105,7 @@ def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
     out["gate_op"] = _gate_cost(clock_hz, simd_width, repeat, inner)
     out["task"] = _task_overhead(clock_hz, repeat, inner)
     out["sync"] = _sync_overhead(clock_hz, repeat, inner, cores, out["task"]["seconds"])
+    out["parallel"] = _parallel_efficiency(repeat, inner, cores)
     out["noisy"] = [k for k, v in out.items() if isinstance(v, dict) and v.get("spread", 0)
                     > 0.05]
     return out
@@ -154,6 +157,43 @@ def _task_overhead(clock_hz: float, repeat: int, inner: int, cores: int = 1) -> 
     return {"seconds": per, "spread": spread, "cycles": per * clock_hz}
 
 
+def _parallel_efficiency(repeat: int, inner: int, cores: int) -> dict:
+    """Each core's synaptic-accumulate speed with all ``cores`` computing at once, over its
+    speed alone: the same per-core work (1024 units, 64 events on 8 L1-resident fp16 rows)
+    run on one thread, then on ``cores`` threads at once."""
+    if cores < 2:
+        return {"seconds": 0.0, "spread": 0.0, "efficiency": 1.0, "cores": cores}
+    import numba
+    T = _T
+
+    def timed(n: int) -> tuple[float, float]:
+        a = _layer_args(8, 1024 * n, "fp16", 64)
+        s0 = np.arange(n, dtype=np.int64) * 1024
+        sl = np.full(n, 1024, np.int64)
+        ptr = np.arange(n + 1, dtype=np.int64)
+        spk = np.zeros((n, T, 1024 * n), np.int64)
+        spk_n = np.zeros((n, T), np.int64)
+        bits = np.zeros((n, 1024), np.uint32)
+
+        def call():
+            mk.layer_cores(T, a["ev_idx"], a["ev_val"], a["ev_n"], True, a["in_perm"], a["w"],
+                           a["bias"], False, a["cur"], a["state"], s0, sl, ptr, False,
+                           np.float32(0.9), np.float32(1e9), False, np.float32(0.0), spk,
+                           spk_n, bits)
+        return _best_of(call, inner, repeat)
+
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one, _ = timed(1)
+        numba.set_num_threads(cores)
+        many, spread = timed(cores)
+    finally:
+        numba.set_num_threads(before)
+    return {"seconds": many, "spread": spread, "efficiency": min(1.0, one / many),
+            "cores": cores}
+
+
 def _sync_overhead(clock_hz: float, repeat: int, inner: int, cores: int,
                    one_core_s: float) -> dict:
     """Per time step and layer, what running the driver's layers on ``cores`` threads adds
@@ -184,7 +224,8 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
             "cycles_per_segment": prog["segment"]["cycles"],
             "cycles_per_gate_op": prog["gate_op"]["cycles_per_instruction"],
             "cycles_per_task": prog["task"]["cycles"],
-            "cycles_per_sync": prog["sync"]["cycles"]}
+            "cycles_per_sync": prog["sync"]["cycles"],
+            "parallel_efficiency": prog["parallel"]["efficiency"]}
     over = {k: ({kk: round(vv, 3) for kk, vv in v.items()} if isinstance(v, dict)
                 else round(v, 3)) for k, v in over.items()}
     src = (f"measured by simsnn hw detect ({date}) on the measured program's own kernels "
@@ -193,10 +234,14 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
            f"cycles_per_neuron_update, cycles_per_event, cycles_per_segment, "
            f"cycles_per_gate_op (an mlp gate 784-256-10 with its top-k selection), "
            f"cycles_per_task (driver cost per layer and time step), cycles_per_sync (what "
-           f"{prog['sync']['cores']} threads add to it)")
+           f"{prog['sync']['cores']} threads add to it), parallel_efficiency (each core's "
+           f"accumulate speed with all computing at once over its speed alone)")
     rows = ["measured program (simsnn/program_calibration.py):"]
     for k in ("synop.fp32", "synop.fp16", "neuron_update", "event", "segment", "gate_op",
               "task", "sync"):
         v = prog[k]
         rows.append(f"  {k:<14} {v['seconds'] * 1e9:10.3f} ns  spread {100 * v['spread']:5.1f} %")
+    par = prog["parallel"]
+    rows.append(f"  parallel       efficiency {par['efficiency']:.2f} on {par['cores']} cores, "
+                f"spread {100 * par['spread']:5.1f} %")
     return over, [src], "\n".join(rows)
