@@ -49,4 +49,8 @@ class ValidationConfig(Strict):
     warmup: NonNegativeInt = 1
     repeat: PositiveInt = 5
     memory_mode: Literal["exact", "fast"] = "exact"
+    recalibrate: bool = Field(True, description="Re-time the measured program's kernels "
+                              "(micro-benchmarks, as `simsnn hw detect` does) right before "
+                              "each point and predict with those core figures: the host's "
+                              "speed drifts between a detection and a measurement.")
     points: list[ValidationPoint] = Field(min_length=1)
