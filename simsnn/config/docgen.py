@@ -10,14 +10,16 @@ from hwmodels.docgen import model_markdown  # shared with docs/hardware-schema.m
 def schema_markdown() -> str:
     from simsnn.config.experiment import ExperimentConfig
     from simsnn.config.network import NetworkConfig
+    from simsnn.config.validation import ValidationConfig
 
     out = ["# Config file reference", "",
            "Generated from the pydantic models by `python -m simsnn.config.docgen`; do not edit.",
            "Every file has `version` (the format version, now 1) and `kind`. Unknown fields are "
            "errors. `simsnn check FILE` validates any of them.", ""]
     seen: set = set()
-    for title, model in (("kind: network", NetworkConfig), ("kind: experiment",
-                                                             ExperimentConfig)):
+    for title, model in (("kind: network", NetworkConfig),
+                         ("kind: experiment", ExperimentConfig),
+                         ("kind: validation", ValidationConfig)):
         out += [f"## {title}", ""] + model_markdown(model, seen)
     return "\n".join(out).rstrip() + "\n"
 
