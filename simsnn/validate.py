@@ -80,17 +80,24 @@ def _network(point: ValidationPoint, base: Path):
     return load_network(candidate if candidate.exists() else point.network)
 
 
-def _recalibrated(hw):
-    """``hw`` with the one-core figures of the measured program timed now (quick
-    micro-benchmarks of simsnn.program_calibration at the profile's clock); the all-cores
-    figures, caches, latencies, bandwidths and energies stay as detected."""
-    from simsnn.program_calibration import calibrate_program, program_overrides
+def _recalibrated(hw, cores: int):
+    """``hw`` with the costs of the measured program timed now: the one-core figures (quick
+    micro-benchmarks of simsnn.program_calibration at the profile's clock) and, for a point
+    on several cores, the parallel efficiency on that many cores (longer runs: it is the
+    noisiest figure); the sync cost, caches, latencies, bandwidths and energies stay as
+    detected."""
+    from simsnn.program_calibration import (
+        _parallel_efficiency,
+        calibrate_program,
+        program_overrides,
+    )
     prog = calibrate_program(hw.cores.frequency, hw.cores.simd_width, repeat=3, quick=True,
                              cores=1)
     over, _, _ = program_overrides(prog, "")
-    # the all-cores figures need longer runs to be stable: they stay as detected
     over.pop("cycles_per_sync")
     over.pop("parallel_efficiency")
+    if cores > 1:
+        over["parallel_efficiency"] = _parallel_efficiency(7, 60, cores)["efficiency"]
     cores = hw.cores.model_copy(update=over)
     return hw.model_copy(update={"cores": cores})
 
@@ -123,11 +130,11 @@ def run_validation(cfg: ValidationConfig, source: str | Path, out_dir: str | Pat
             _, trace = simsnn.run_network(net, xs, record=True, labels=y, seed=cfg.seed)
             rate = float(np.mean([v.mean() for k, v in trace.layers.items() if k != "input"]))
             for cores in point.cores:
-                hw_point = _recalibrated(hw) if cfg.recalibrate else hw
                 if cores > hw.cores.count:
                     raise ConfigError(str(source), f"points[{point.name}].cores",
                                       f"{cores} cores, the hardware profile has "
                                       f"{hw.cores.count}")
+                hw_point = _recalibrated(hw, cores) if cfg.recalibrate else hw
                 m = measure(net, xs, y, cores=cores, layout=point.layout, warmup=cfg.warmup,
                             repeat=cfg.repeat, seed=cfg.seed)
                 pred = simsnn.simulate(net, trace, hw_point, cfg.memory_mode, cores,
