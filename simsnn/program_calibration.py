@@ -105,7 +105,7 @@ def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
     out["gate_op"] = _gate_cost(clock_hz, simd_width, repeat, inner)
     out["task"] = _task_overhead(clock_hz, repeat, inner)
     out["sync"] = _sync_overhead(clock_hz, repeat, inner, cores, out["task"]["seconds"])
-    out["parallel"] = _parallel_efficiency(repeat, inner, cores)
+    out["parallel"] = time_parallel_efficiency(repeat, inner, cores)
     out["noisy"] = [k for k, v in out.items() if isinstance(v, dict) and v.get("spread", 0)
                     > 0.05]
     return out
@@ -157,7 +157,7 @@ def _task_overhead(clock_hz: float, repeat: int, inner: int, cores: int = 1) -> 
     return {"seconds": per, "spread": spread, "cycles": per * clock_hz}
 
 
-def _parallel_efficiency(repeat: int, inner: int, cores: int) -> dict:
+def time_parallel_efficiency(repeat: int, inner: int, cores: int) -> dict:
     """Each core's synaptic-accumulate speed with all ``cores`` computing at once, over its
     speed alone: the same per-core work (1024 units, 64 events on 8 L1-resident fp16 rows)
     run on one thread, then on ``cores`` threads at once."""

@@ -87,9 +87,9 @@ def _recalibrated(hw, cores: int):
     noisiest figure); the sync cost, caches, latencies, bandwidths and energies stay as
     detected."""
     from simsnn.program_calibration import (
-        _parallel_efficiency,
         calibrate_program,
         program_overrides,
+        time_parallel_efficiency,
     )
     prog = calibrate_program(hw.cores.frequency, hw.cores.simd_width, repeat=3, quick=True,
                              cores=1)
@@ -97,7 +97,7 @@ def _recalibrated(hw, cores: int):
     over.pop("cycles_per_sync")
     over.pop("parallel_efficiency")
     if cores > 1:
-        over["parallel_efficiency"] = _parallel_efficiency(7, 60, cores)["efficiency"]
+        over["parallel_efficiency"] = time_parallel_efficiency(7, 60, cores)["efficiency"]
     cores = hw.cores.model_copy(update=over)
     return hw.model_copy(update={"cores": cores})
 
