@@ -98,8 +98,8 @@ def _recalibrated(hw, cores: int):
     over.pop("parallel_efficiency")
     if cores > 1:
         over["parallel_efficiency"] = time_parallel_efficiency(7, 60, cores)["efficiency"]
-    cores = hw.cores.model_copy(update=over)
-    return hw.model_copy(update={"cores": cores})
+    core_spec = hw.cores.model_copy(update=over)
+    return hw.model_copy(update={"cores": core_spec})
 
 
 def _inputs(x: np.ndarray, scale: float, coding: str) -> np.ndarray:
