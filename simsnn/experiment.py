@@ -116,6 +116,7 @@ def run_experiment(cfg: ExperimentConfig, source: str | Path = "<python>",
                 entry[key] = sim.report[key]
             entry["footprint"]["working_set"] = sim.report["footprint"]["working_set"]
             entry["footprint"]["program_bytes"] = sim.report["footprint"]["program_bytes"]
+            del sim  # its workload and memory-model arrays: free them before the next network
         results.append(entry)
         if progress:
             print(f"  {net.name}: {trace.n_samples} samples", flush=True)
