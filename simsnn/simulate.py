@@ -37,24 +37,44 @@ def covered_lines(start: np.ndarray, end: np.ndarray, group: np.ndarray) -> np.n
     return np.bincount(g[idx], weights=ends - s[idx], minlength=int(group.max()) + 1)
 
 
-def working_set(workload: Workload, line: int) -> dict:
-    """Distinct cache lines touched per inference (mean over samples) and per layer."""
-    task = workload.access_task()
-    sample = workload.phase_info["sample"][workload.task_phase][task]
-    layer = workload.phase_info["layer"][workload.task_phase][task]
-    first = workload.addr // line
-    end = (workload.addr + workload.length - 1) // line + 1
+def working_set(workload: Workload, line: int, chunk_samples: int = 16) -> dict:
+    """Distinct cache lines touched per inference (mean over samples) and per layer.
+
+    Samples are independent (their tasks come one sample after the other), so the ranges
+    are processed ``chunk_samples`` samples at a time: memory stays small on long traces."""
     n_samples = max(int(workload.meta.get("samples", 1)), 1)
-    total = covered_lines(first, end, sample).sum() / n_samples
     names = workload.meta.get("layer_names", [])
-    n_layers = int(layer.max()) + 1 if layer.size else 0
-    per = covered_lines(first, end, sample * n_layers + layer)
+    t_sample = workload.phase_info["sample"][workload.task_phase]
+    t_layer = workload.phase_info["layer"][workload.task_phase]
+    n_layers = int(t_layer.max()) + 1 if t_layer.size else 0
+    ts = workload.task_start
+    total = 0.0
+    per = np.zeros(max(n_layers, 1))
+    if np.any(np.diff(t_sample) < 0):  # not in sample order: one chunk
+        cuts = np.array([0, t_sample.shape[0]])
+    else:
+        cuts = np.searchsorted(t_sample, np.arange(0, int(t_sample.max(initial=0)) + 1 +
+                                                   chunk_samples, chunk_samples))
+        cuts = np.unique(np.concatenate([[0], cuts, [t_sample.shape[0]]]))
+    for t0, t1 in zip(cuts[:-1], cuts[1:]):
+        a0, a1 = int(ts[t0]), int(ts[t1])
+        if a1 == a0:
+            continue
+        task = np.repeat(np.arange(t0, t1), np.diff(ts[t0:t1 + 1]))
+        sample = t_sample[task] - int(t_sample[t0])
+        layer = t_layer[task]
+        first = workload.addr[a0:a1] // line
+        end = (workload.addr[a0:a1] + workload.length[a0:a1] - 1) // line + 1
+        total += covered_lines(first, end, sample).sum()
+        by = covered_lines(first, end, sample * n_layers + layer)
+        by = np.pad(by, (0, -by.shape[0] % n_layers))
+        per += by.reshape(-1, n_layers).sum(axis=0)
     per_layer = {}
     for lid in range(n_layers):
-        v = per[lid::n_layers].sum() / n_samples
+        v = per[lid] / n_samples
         if v:
             per_layer[names[lid] if lid < len(names) else str(lid)] = float(v * line)
-    return {"bytes_per_inference": float(total * line), "per_layer_bytes": per_layer}
+    return {"bytes_per_inference": float(total / n_samples * line), "per_layer_bytes": per_layer}
 
 
 @dataclass
