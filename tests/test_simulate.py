@@ -195,3 +195,16 @@ def test_plugin_found_through_entry_points(tmp_path, monkeypatch):
     finally:
         memory_level_kinds.cache_clear()
         sys.modules.pop("neuro_sram", None)
+
+
+def test_working_set_is_the_same_whatever_the_sample_chunks():
+    from simsnn.simulate import working_set
+    net = simsnn.load_network("mnist-gated")
+    x = __import__("simsnn.datasets", fromlist=["x"]).load_dataset("mnist").x_test[:5]
+    _, tr = simsnn.run_network(net, x, record=True)
+    wl = lower(net, tr, cores=2)
+    one = working_set(wl, 64, chunk_samples=1)
+    all_ = working_set(wl, 64, chunk_samples=1000)
+    assert one["bytes_per_inference"] == pytest.approx(all_["bytes_per_inference"])
+    assert one["per_layer_bytes"] == pytest.approx(all_["per_layer_bytes"])
+    assert one["bytes_per_inference"] > 0
