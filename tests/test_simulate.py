@@ -200,7 +200,8 @@ def test_plugin_found_through_entry_points(tmp_path, monkeypatch):
 def test_working_set_is_the_same_whatever_the_sample_chunks():
     from simsnn.simulate import working_set
     net = simsnn.load_network("mnist-gated")
-    x = __import__("simsnn.datasets", fromlist=["x"]).load_dataset("mnist").x_test[:5]
+    from simsnn.datasets import load_dataset
+    x = load_dataset("mnist").x_test[:5]
     _, tr = simsnn.run_network(net, x, record=True)
     wl = lower(net, tr, cores=2)
     one = working_set(wl, 64, chunk_samples=1)
