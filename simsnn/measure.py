@@ -53,6 +53,15 @@ class _Layer:
     neuron: tuple
 
 
+def _lap(timer: dict | None, key: str, t0: float) -> float:
+    """Instrumented mode: add the seconds since ``t0`` to ``timer[key]``; the new start."""
+    if timer is None:
+        return t0
+    t1 = time.perf_counter()
+    timer[key] = timer.get(key, 0.0) + t1 - t0
+    return t1
+
+
 class MeasuredProgram:
     """The arrays and kernels of one network's measured program (``cores`` threads)."""
 
@@ -173,13 +182,9 @@ class MeasuredProgram:
         the gate's features. Returns the class scores. ``timer`` accumulates seconds per
         layer (instrumented mode: a clock read around each layer)."""
         T = x_t.shape[0]
-        clock = time.perf_counter
-        t0 = clock() if timer is not None else 0.0
+        t0 = time.perf_counter() if timer is not None else 0.0
         in_n = mk.encode_input(x_t, buf["in_idx"], buf["in_val"])
-        if timer is not None:
-            t1 = clock()
-            timer["input"] = timer.get("input", 0.0) + t1 - t0
-            t0 = t1
+        t0 = _lap(timer, "input", t0)
         groups = None
         if self.gate is not None:
             g, v = self.gate
@@ -187,10 +192,7 @@ class MeasuredProgram:
                                  buf["bits"][0])
             top = np.argsort(-scores, kind="stable")[: g.top_k]
             groups = g.class_to_groups[top].any(axis=0)
-            if timer is not None:
-                t1 = clock()
-                timer["gate"] = timer.get("gate", 0.0) + t1 - t0
-                t0 = t1
+            t0 = _lap(timer, "gate", t0)
         outs = []
         for _, progs in self.members:
             ev_idx, ev_val, ev_n = buf["in_idx"], buf["in_val"], in_n
@@ -218,15 +220,11 @@ class MeasuredProgram:
                         for t in range(T):
                             sp[t, out_idx[t, :ev_n[t]]] = True
                         buf["record"].setdefault(lp.ll.key, []).append(sp)
-                if timer is not None:
-                    t1 = clock()
-                    timer[lp.ll.key] = timer.get(lp.ll.key, 0.0) + t1 - t0
-                    t0 = t1
+                t0 = _lap(timer, lp.ll.key, t0)
             outs.append(score)
         if isinstance(self.net, Ensemble):
             out = _aggregate(self.net, np.concatenate(outs)[None, :])[0]
-            if timer is not None:
-                timer["aggregator"] = timer.get("aggregator", 0.0) + clock() - t0
+            _lap(timer, "aggregator", t0)
             return out
         return outs[0]
 
@@ -411,15 +409,11 @@ def perf_status() -> tuple[bool, str]:
 
 def host_summary() -> dict:
     """CPU model and logical CPUs of this host (for measured results)."""
-    model = ""
+    from hwmodels.detect import DetectError, read_host
     try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+        model = read_host().model
+    except DetectError:
+        model = ""
     return {"cpu": model, "logical_cpus": os.cpu_count(), "numba_threads":
             __import__("numba").config.NUMBA_NUM_THREADS}
 
