@@ -23,6 +23,7 @@ timed passes, with the spread (max - min) / best:
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -157,13 +158,24 @@ def _task_overhead(clock_hz: float, repeat: int, inner: int, cores: int = 1) -> 
     return {"seconds": per, "spread": spread, "cycles": per * clock_hz}
 
 
+@contextmanager
+def _threads(n: int):
+    """Run the block with ``n`` numba threads, then restore the previous count."""
+    import numba
+    before = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
 def time_parallel_efficiency(repeat: int, inner: int, cores: int) -> dict:
     """Each core's synaptic-accumulate speed with all ``cores`` computing at once, over its
     speed alone: the same per-core work (1024 units, 64 events on 8 L1-resident fp16 rows)
     run on one thread, then on ``cores`` threads at once."""
     if cores < 2:
         return {"seconds": 0.0, "spread": 0.0, "efficiency": 1.0, "cores": cores}
-    import numba
     T = _T
 
     def timed(n: int) -> tuple[float, float]:
@@ -182,14 +194,10 @@ def time_parallel_efficiency(repeat: int, inner: int, cores: int) -> dict:
                            spk_n, bits)
         return _best_of(call, inner, repeat)
 
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
+    with _threads(1):
         one, _ = timed(1)
-        numba.set_num_threads(cores)
+    with _threads(cores):
         many, spread = timed(cores)
-    finally:
-        numba.set_num_threads(before)
     return {"seconds": many, "spread": spread, "efficiency": min(1.0, one / many),
             "cores": cores}
 
@@ -201,13 +209,8 @@ def _sync_overhead(clock_hz: float, repeat: int, inner: int, cores: int,
     them); 0 for one core."""
     if cores < 2:
         return {"seconds": 0.0, "spread": 0.0, "cycles": 0.0, "cores": cores}
-    import numba
-    before = numba.get_num_threads()
-    numba.set_num_threads(cores)
-    try:
+    with _threads(cores):
         multi = _task_overhead(clock_hz, repeat, inner, cores)
-    finally:
-        numba.set_num_threads(before)
     extra = max(multi["seconds"] - one_core_s, 0.0)
     return {"seconds": extra, "spread": multi["spread"], "cycles": extra * clock_hz,
             "cores": cores}
