@@ -72,8 +72,9 @@ class CoreSpec(Strict):
                                             "instruction (leak, add, compare, reset).")
     cycles_per_event: float = Field(4.0, ge=0.0, description="Fixed cycles per input event "
                                     "(decode the spike, compute the row address).")
-    cycles_per_gate_op: float = Field(1.0, gt=0.0, description="Cycles per gate MAC "
-                                      "instruction.")
+    cycles_per_gate_op: float = Field(1.0, gt=0.0, description="Cycles per MAC "
+                                      "instruction of the small non-spiking MLPs: the gate "
+                                      "and a task-specialized ensemble's aggregator.")
     cycles_per_synop_dtype: dict[Literal["fp32", "fp16", "int8"], Annotated[float, Field(
         gt=0.0)]] = Field(default_factory=dict, description="Per weight dtype, cycles per "
                           "synaptic-accumulate instruction where it differs from "
@@ -171,7 +172,8 @@ class OperationEnergies(Strict):
                                                                 "accumulate (graded inputs).")
     neuron_update: Priced = Field(description="One membrane update (leak multiply, add, "
                                   "compare).")
-    gate_op: Priced = Field(description="One MAC of the gate classifier.")
+    gate_op: Priced = Field(description="One MAC of a small non-spiking MLP (the gate "
+                            "classifier, an ensemble's aggregator).")
 
     @field_validator("synop", "mac")
     @classmethod

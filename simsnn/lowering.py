@@ -15,7 +15,7 @@ from hwmodels.workload import Workload
 from simsnn.config.layout import LayoutConfig
 from simsnn.errors import NetworkError
 from simsnn.layout import LayerLayout, NetworkLayout, build_layout
-from simsnn.network import AnyNetwork, Network
+from simsnn.network import AnyNetwork, Ensemble, Network
 from simsnn.replay import _pool_any
 from simsnn.trace import SpikeTrace
 
@@ -168,6 +168,14 @@ class _Lowerer:
         parts = [(np.array([fb]), np.array([4 * g.num_features]), False),
                  (np.array([wbase]), np.array([wlen]), False)]
         self.b.task(ph, 0, parts, {"gate_op": g.n_params})
+
+    def aggregator_phase(self, sample: int, net: Ensemble) -> None:
+        """The ensemble's aggregator MLP on the members' scores, once per inference (priced
+        per MAC like the gate: a small non-spiking MLP)."""
+        ph = self.b.phase("aggregator", sample, -1, self._layer_id("aggregator"))
+        wbase, wlen = self.lay.regions["aggregator"]
+        self.b.task(ph, 0, [(np.array([wbase]), np.array([wlen]), False)],
+                    {"gate_op": net.aggregator.n_params})
 
     def synaptic_phase(self, sample: int, t: int, ll: LayerLayout, ev_region: tuple[int, int],
                        ev_bytes: int, x_t: np.ndarray, active: np.ndarray,
@@ -369,6 +377,8 @@ def lower(net: AnyNetwork, trace: SpikeTrace, cores: int = 1,
                     ev_region, ev_bytes = ll.regions["events_out"], 8
                 else:  # flatten
                     cur = cur.reshape(T, -1)
+        if isinstance(net, Ensemble):
+            phases.append((order, T - 1, lw.aggregator_phase, (b, net)))
         if cfg.schedule == "step_major":
             phases.sort(key=lambda p: (max(p[1], 0), p[0]))
         for _, _, fn, args in phases:

@@ -22,7 +22,7 @@ import numpy as np
 from simsnn import measure_kernels as mk
 from simsnn.config.layout import LayoutConfig
 from simsnn.errors import SimsnnError
-from simsnn.inference import _aggregate, _check_input, encode
+from simsnn.inference import _check_input, encode
 from simsnn.layout import LayerLayout, build_layout
 from simsnn.lowering import segments, unit_shares
 from simsnn.network import AnyNetwork, Dense, Ensemble, Flatten, Network
@@ -102,6 +102,9 @@ class MeasuredProgram:
                 raise MeasureError("measure runs gates on the input (position 0, linear or "
                                    "mlp)")
             self.gate = self._gate(net)
+        self.agg = None
+        if isinstance(net, Ensemble):
+            self.agg = self._mlp("aggregator", net.aggregator.params, ("w1", "b1", "w2", "b2"))
         self.n_in = int(np.prod(net.input_shape))
         self.max_units = max((p.w.shape[1] for _, ps in self.members for p in ps), default=1)
         self._seg_cache: dict = {}
@@ -134,23 +137,27 @@ class MeasuredProgram:
                       np.ascontiguousarray(ll.in_perm, np.int64), inv.astype(np.int64),
                       neuron)
 
-    def _gate(self, net: Network):
-        g = net.gate
-        names = ("w1", "b1") if g.kind == "linear" else ("w1", "b1", "w2", "b2")
+    def _mlp(self, region: str, params: dict, names: tuple[str, ...]) -> dict:
+        """Views of a small MLP's parameters (gate, aggregator) written at ``region``, in
+        the weight dtype."""
         wdt = np.uint16 if self.dtype == "fp16" else np.float32
-        base, nbytes = self.lay.regions["gate.weights"]
-        views, pos = {}, base
+        views, pos = {}, self.lay.regions[region][0]
         for k in names:
-            arr = np.asarray(g.params[k])
+            arr = np.asarray(params[k])
             n = arr.size * np.dtype(wdt).itemsize
             v = self.arena[pos:pos + n].view(wdt).reshape(arr.shape if arr.ndim == 2 else
                                                           (arr.shape[0],))
             v[...] = _storage_bits(arr, self.dtype)
             views[k] = v
             pos += n
-        if g.kind == "linear":
+        if "w2" not in views:
             views["w2"], views["b2"] = views["w1"][:0], views["b1"][:0]
-        return g, views
+        return views
+
+    def _gate(self, net: Network):
+        g = net.gate
+        names = ("w1", "b1") if g.kind == "linear" else ("w1", "b1", "w2", "b2")
+        return g, self._mlp("gate.weights", g.params, names)
 
     # -- segments of open units per core (cached per gate decision) ------------------------
     def _segments(self, lp: _Layer, groups: np.ndarray | None):
@@ -189,7 +196,7 @@ class MeasuredProgram:
         if self.gate is not None:
             g, v = self.gate
             scores = mk.gate_mlp(static_x, v["w1"], v["b1"], v["w2"], v["b2"], g.kind == "mlp",
-                                 buf["bits"][0])
+                                 False, buf["bits"][0])
             top = np.argsort(-scores, kind="stable")[: g.top_k]
             groups = g.class_to_groups[top].any(axis=0)
             t0 = _lap(timer, "gate", t0)
@@ -222,8 +229,10 @@ class MeasuredProgram:
                         buf["record"].setdefault(lp.ll.key, []).append(sp)
                 t0 = _lap(timer, lp.ll.key, t0)
             outs.append(score)
-        if isinstance(self.net, Ensemble):
-            out = _aggregate(self.net, np.concatenate(outs)[None, :])[0]
+        if self.agg is not None:
+            v = self.agg
+            out = mk.gate_mlp(np.concatenate(outs), v["w1"], v["b1"], v["w2"], v["b2"], True,
+                              self.net.aggregator.activation == "sigmoid", buf["bits"][0])
             _lap(timer, "aggregator", t0)
             return out
         return outs[0]

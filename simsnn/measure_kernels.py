@@ -143,9 +143,11 @@ def merge_events(spk, spk_n, inv_perm, out_idx):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def gate_mlp(feat, w1, b1, w2, b2, mlp, bits):  # pragma: no cover - compiled
-    """Gate class scores: ``relu(feat @ w1 + b1) @ w2 + b2`` (linear without ``mlp``),
-    accumulated over the non-zero features in ascending order."""
+def gate_mlp(feat, w1, b1, w2, b2, mlp, sigmoid, bits):  # pragma: no cover - compiled
+    """Scores of a small non-spiking MLP (a gate, or an ensemble's aggregator):
+    ``act(feat @ w1 + b1) @ w2 + b2`` with act relu, or the logistic function with
+    ``sigmoid`` (just ``feat @ w1 + b1`` without ``mlp``), accumulated over the non-zero
+    features in ascending order."""
     hidden = b1.shape[0]
     h = np.empty(hidden, np.float32)
     for j in range(hidden):
@@ -163,7 +165,10 @@ def gate_mlp(feat, w1, b1, w2, b2, mlp, bits):  # pragma: no cover - compiled
     for j in range(n_out):
         out[j] = np.float32(0.0)
     for i in range(hidden):
-        a = h[i] if h[i] > 0.0 else np.float32(0.0)
+        if sigmoid:
+            a = np.float32(1.0) / (np.float32(1.0) + np.exp(-h[i]))
+        else:
+            a = h[i] if h[i] > 0.0 else np.float32(0.0)
         if a != 0.0:
             accum(out, w2, i, 0, n_out, a, bits)
     accum(out, b2.reshape(1, n_out), 0, 0, n_out, one[0], bits)

@@ -127,7 +127,7 @@ def _gate_cost(clock_hz: float, simd_width: int, repeat: int, inner: int) -> dic
     groups = np.zeros((10, 5), bool)
 
     def call():
-        sc = mk.gate_mlp(feat, w1, b1, w2, b2, True, bits)
+        sc = mk.gate_mlp(feat, w1, b1, w2, b2, True, False, bits)
         groups[np.argsort(-sc, kind="stable")[:2]].any(axis=0)
     best, spread = _best_of(call, inner, repeat)
     per_mac = best / (784 * 256 + 256 + 256 * 10 + 10)

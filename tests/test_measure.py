@@ -34,8 +34,8 @@ def test_measured_program_gives_the_reference_spikes_and_outputs(mnist, name, co
     for k in spiking:
         assert np.array_equal(rec[k], trace.layers[k]), k
     if name == "mnist-taskspec":
-        # the aggregator is the same numpy code, on one row instead of the batch: BLAS may
-        # sum in another order
+        # the aggregator is compiled (fp16 weights widened, features in ascending order):
+        # numpy's BLAS sums in another order
         np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
     else:
         assert np.array_equal(out, ref)

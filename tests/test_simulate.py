@@ -115,6 +115,18 @@ def test_lowered_operations_equal_neurobench_counts(name, cores):
     assert ops["neuron_update"] / 4 == pytest.approx(ref["membrane_updates"])
 
 
+def test_the_ensemble_aggregator_is_priced_once_per_inference():
+    net = simsnn.load_network(NETS["ensemble"])
+    tr = synthesize_trace(net, SynthParams(samples=3, rate=0.3, input_rate=0.4, seed=1))
+    wl = lower(net, tr, cores=2)
+    agg = [i for i, n in enumerate(wl.phase_names) if n == "aggregator"]
+    assert len(agg) == 3
+    tasks = np.isin(wl.task_phase, agg)
+    gate_op = wl.ops[:, wl.op_kinds.index("gate_op")]
+    assert gate_op[tasks].sum() == 3 * net.aggregator.n_params
+    assert gate_op[~tasks].sum() == 0
+
+
 def test_gated_layout_decides_lines_touched():
     cfg = make_cfg("gated", gate={"groups": 4, "top_k": 1, "shared": 0.25,
                                   "assignment": "interleaved"},

@@ -10,6 +10,7 @@ from hwmodels.docgen import model_markdown  # shared with docs/hardware-schema.m
 def schema_markdown() -> str:
     from simsnn.config.experiment import ExperimentConfig
     from simsnn.config.network import NetworkConfig
+    from simsnn.config.sweep import SweepConfig
     from simsnn.config.validation import ValidationConfig
 
     out = ["# Config file reference", "",
@@ -19,7 +20,8 @@ def schema_markdown() -> str:
     seen: set = set()
     for title, model in (("kind: network", NetworkConfig),
                          ("kind: experiment", ExperimentConfig),
-                         ("kind: validation", ValidationConfig)):
+                         ("kind: validation", ValidationConfig),
+                         ("kind: sweep", SweepConfig)):
         out += [f"## {title}", ""] + model_markdown(model, seen)
     return "\n".join(out).rstrip() + "\n"
 

@@ -120,7 +120,13 @@ def _validation_model() -> type[BaseModel]:
     return ValidationConfig
 
 
+def _sweep_model() -> type[BaseModel]:
+    from simsnn.config.sweep import SweepConfig
+    return SweepConfig
+
+
 register_kind("network", _network_model)
+register_kind("sweep", _sweep_model)
 register_kind("experiment", _experiment_model)
 register_kind("validation", _validation_model)
 

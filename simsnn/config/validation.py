@@ -47,7 +47,12 @@ class ValidationConfig(Strict):
     samples: PositiveInt = Field(64, description="Test samples per point.")
     seed: int = 0
     warmup: NonNegativeInt = 1
-    repeat: PositiveInt = 5
+    repeat: PositiveInt = Field(5, description="Timed passes over the samples per round.")
+    rounds: PositiveInt = Field(3, description="Rounds per point, each re-timing the "
+                                "program's costs (with `recalibrate`) and then measuring "
+                                "`repeat` passes: the measured latency is the best pass of "
+                                "all rounds and each re-timed figure its best over the "
+                                "rounds, so both sides see the machine at its quietest.")
     memory_mode: Literal["exact", "fast"] = "exact"
     recalibrate: bool = Field(True, description="Re-time the measured program's kernels "
                               "(micro-benchmarks, as `simsnn hw detect` does) right before "

