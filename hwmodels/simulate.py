@@ -107,15 +107,19 @@ def task_costs(workload: Workload, spec: HardwareSpec, task_lines: np.ndarray,
 
 
 def simulate_workload(workload: Workload, spec: HardwareSpec, mode: str = "exact",
-                      cores: int | None = None, chunk_bytes: float = 16384.0) -> HwResult:
+                      cores: int | None = None, chunk_bytes: float = 16384.0,
+                      counts: tuple | None = None) -> HwResult:
     """Memory model (``exact`` LRU replay or ``fast`` reuse distances), simpy timeline and
-    energy of ``workload`` on ``spec`` with ``cores`` cores (default: the workload's)."""
+    energy of ``workload`` on ``spec`` with ``cores`` cores (default: the workload's).
+    ``counts``: the memory model's result when the caller has it already (e.g.
+    ``hwmodels.reuse.price`` of a profile shared by many hardware points)."""
     n_cores = cores or workload.n_cores
     if workload.n_cores > spec.cores.count:
         raise HardwareError(f"the workload uses {workload.n_cores} cores, {spec.name!r} has "
                             f"{spec.cores.count}")
     line = _line(spec)
-    level_stats, tl, tm = memory_counts(workload, spec, n_cores, mode)
+    level_stats, tl, tm = counts if counts is not None else memory_counts(workload, spec,
+                                                                          n_cores, mode)
     costs, channels = task_costs(workload, spec, tl, tm, line)
     timeline = run_timeline(workload.task_phase, workload.n_phases, costs, channels,
                             chunk_bytes)

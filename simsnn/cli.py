@@ -229,6 +229,32 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from simsnn.sweep import load_sweep, plan, run_sweep
+    base = load_sweep(args.config)
+    if args.dry_run:
+        points, invalid = plan(base)
+        for p in points:
+            print(f"{p['point_id']}  " + "  ".join(f"{k}={v}" for k, v in p["values"].items()))
+        for p in invalid:
+            print(f"{p['point_id']}  INVALID  {p['error']}")
+        print(f"{len(points)} points, {len(invalid)} invalid ({base.sweep.sampling.method} "
+              f"sampling, seed {base.sweep.sampling.seed})")
+        return 0
+    if not args.output:
+        raise SimsnnError("sweep: -o DIR is required (except with --dry-run)")
+    s = run_sweep(base, args.output, workers=args.workers, resume=args.resume,
+                  scheduler=args.scheduler, dask_local=args.dask_local,
+                  progress=not args.quiet, cache_dir=args.cache)
+    rate = s["evaluated"] / s["seconds"] if s["seconds"] else 0.0
+    print(f"{s['name']}: {s['points_ok']} points done, {s['points_invalid']} invalid, "
+          f"{s['skipped_resumed']} resumed; {s['feasible']} of {s['candidates']} candidates "
+          f"feasible, {len(s['pareto'])} on the Pareto front; {s['evaluated']} evaluated in "
+          f"{s['seconds']:.1f} s ({rate:.1f} points/s, {s['scheduler']}); results in "
+          f"{args.output}/")
+    return 0
+
+
 def cmd_hw_detect(args) -> int:
     from hwmodels.calibrate import calibrate
     from hwmodels.detect import build_hardware, format_report, read_host, to_yaml, write_hardware
@@ -370,6 +396,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--samples", type=int, help="test samples per point (overrides the file's)")
     s.set_defaults(fn=cmd_validate)
 
+    s = sub.add_parser("sweep", help="design-space sweep over an experiment (kind: sweep)")
+    s.add_argument("config", help="sweep YAML")
+    s.add_argument("-o", "--output", help="directory for results.jsonl, CSV, plots")
+    s.add_argument("--dry-run", action="store_true", help="list the points and stop")
+    s.add_argument("--resume", action="store_true", help="skip points already in "
+                   "DIR/results.jsonl")
+    s.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--scheduler", help="run on an existing Dask cluster (tcp://HOST:PORT)")
+    g.add_argument("--dask-local", type=int, metavar="N", help="start a Dask LocalCluster "
+                   "of N worker processes")
+    s.add_argument("--cache", help="folder of the shared hardware-independent pieces "
+                   "(traces, workloads, reuse profiles; default DIR/cache)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(fn=cmd_sweep)
+
     s = sub.add_parser("train", help="train a network config (needs simsnn[train])")
     s.add_argument("config")
     s.add_argument("--data", default="mnist")
@@ -393,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except ModuleNotFoundError as exc:
         extra = {"torch": "train", "nir": "nir", "mlxtend": "data", "sklearn": "data",
-                 "matplotlib": "plot"}.get((exc.name or "").split(".")[0])
+                 "matplotlib": "plot", "distributed": "dask",
+                 "dask": "dask"}.get((exc.name or "").split(".")[0])
         if extra is None:
             raise
         print(f"simsnn: error: this command needs the optional package {exc.name!r}: "

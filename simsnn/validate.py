@@ -249,4 +249,5 @@ def summary_text(summary: dict) -> str:
             f"{s['spearman']:.3f}, family ranking {rank}")
 
 
-__all__ = ["best_costs", "error_stats", "family_ranking", "run_validation", "spearman", "summary_text"]
+__all__ = ["best_costs", "error_stats", "family_ranking", "run_validation", "spearman",
+           "summary_text"]
