@@ -19,8 +19,8 @@ class ThroughputCore(CoreModel):
     ``cycles_per_synop_dtype``), the small element-wise operations (readout, input, pool)
     ``cycles_per_synop / simd_width``; neuron updates ``cycles_per_neuron_update / simd_width``;
     gate MACs ``cycles_per_gate_op / simd_width``; every input event ``cycles_per_event``; every
-    visit of a run of open units by an event (``segment``) ``cycles_per_segment``; and every
-    task ``cycles_per_task``.
+    visit of a run of open units by an event (``segment``) ``cycles_per_segment`` (or the weight
+    dtype's ``cycles_per_segment_dtype``); and every task ``cycles_per_task``.
     """
 
     type_name = "throughput"
@@ -40,7 +40,8 @@ class ThroughputCore(CoreModel):
         if base == "event":
             return s.cycles_per_event
         if base == "segment":
-            return s.cycles_per_segment
+            dtype = kind.split(".", 1)[1] if "." in kind else "fp32"
+            return s.cycles_per_segment_dtype.get(dtype, s.cycles_per_segment)
         raise HardwareError(f"the core model has no cost for operation kind {kind!r}")
 
     def compute_cycles(self, ops: np.ndarray, op_kinds: tuple[str, ...]) -> np.ndarray:

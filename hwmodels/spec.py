@@ -83,6 +83,11 @@ class CoreSpec(Strict):
     cycles_per_segment: float = Field(0.0, ge=0.0, description="Fixed cycles per visit of a "
                                       "run of consecutive open units by an input event (loop "
                                       "setup of each weight-row piece).")
+    cycles_per_segment_dtype: dict[Literal["fp32", "fp16", "int8"], Annotated[float, Field(
+        ge=0.0)]] = Field(default_factory=dict, description="Per weight dtype, fixed cycles per "
+                          "visit of a run of open units by an event (the vector loop's setup "
+                          "and tail for that weight width); dtypes not listed use "
+                          "cycles_per_segment.")
     cycles_per_task: float = Field(0.0, ge=0.0, description="Fixed cycles per task (one "
                                    "core's share of a phase): dispatch, loop setup.")
     parallel_efficiency: float = Field(1.0, gt=0.0, le=1.0, description="Share of its "

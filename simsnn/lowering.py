@@ -24,8 +24,9 @@ BASE_OPS = ("event", "synop", "mac", "neuron_update", "readout_op", "input_op", 
 
 
 def op_kinds(dtype: str) -> tuple[str, ...]:
-    """Operation kinds of a workload with ``dtype`` weights (synop/mac qualified by dtype)."""
-    return tuple(f"{k}.{dtype}" if k in ("synop", "mac") else k for k in BASE_OPS)
+    """Operation kinds of a workload with ``dtype`` weights (synop, mac and segment qualified
+    by dtype: a run's loop setup depends on the weights' width)."""
+    return tuple(f"{k}.{dtype}" if k in ("synop", "mac", "segment") else k for k in BASE_OPS)
 
 
 def segments(pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

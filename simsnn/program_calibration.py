@@ -7,12 +7,12 @@ model adds what the caches and DRAM cost on top. Nothing here looks at the valid
 
 Each figure is the best (minimum) of ``repeat`` runs, as validation takes the best of its
 timed passes, with the spread (max - min) / best:
-- synaptic accumulate, per weight dtype: a layer whose few weight rows stay in L1 takes many
-  events against 1024 open units;
+- synaptic accumulate and run setup, per weight dtype: a layer whose few weight rows stay in
+  L1 takes many events against one run of W open units, W = 64 ... 1024; the time per event
+  is fitted as a + b W: b per synaptic accumulate, a - (event) per run of open units (the
+  vector loop's setup and tail for that weight width);
 - neuron update: the same layer with no events (bias store + LIF update per unit and step);
 - event: events against a one-unit segment (decode, row lookup, loop setup);
-- segment: the same events and synops against 64 one-unit runs instead of one run of 64
-  (the loop setup per run of open units and event);
 - gate op: an mlp gate 784-256-10 (fp16) scoring dense features, then its top-k selection,
   per multiply-accumulate;
 - parallel efficiency: the same per-core accumulate work on one thread, then on all cores at
@@ -89,20 +89,24 @@ def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
     base_s, _ = _time_layer(_layer_args(8, 1, "fp32", 0), inner * 4, repeat)
     per_event = max(ev_s - base_s, 0.0) / (_T * 256)
     out["event"] = {"seconds": per_event, "spread": ev_sp, "cycles": per_event * clock_hz}
-    # the same events and synops against 64 one-unit segments instead of one run of 64
-    one = _layer_args(8, 128, "fp16", n_ev)
-    one["s0"], one["sl"] = np.array([0], np.int64), np.array([64], np.int64)
-    many = _layer_args(8, 128, "fp16", n_ev)
-    many["s0"], many["sl"] = np.arange(64, dtype=np.int64) * 2, np.ones(64, np.int64)
-    t_one, _ = _time_layer(one, inner, repeat)
-    t_many, seg_sp = _time_layer(many, inner, repeat)
-    per_seg = max(t_many - t_one, 0.0) / (_T * n_ev * 63)
-    out["segment"] = {"seconds": per_seg, "spread": seg_sp, "cycles": per_seg * clock_hz}
+    # per dtype, events against one run of W open units for several W: the time per event is
+    # fitted as a + b * W (least squares over the widths): b is the synaptic accumulate, a
+    # the event's cost with one run, i.e. the event plus the run's vector-loop setup and tail
+    widths = (64, 128, 256, 512, 1024)
     for dtype in ("fp32", "fp16"):
-        s, sp = _time_layer(_layer_args(8, n_out, dtype, n_ev), inner, repeat)
-        per_synop = max(s - upd_s - per_event * _T * n_ev, 0.0) / (_T * n_ev * n_out)
-        out[f"synop.{dtype}"] = {"seconds": per_synop, "spread": sp,
-                                 "cycles_per_instruction": per_synop * clock_hz * simd_width}
+        per_ev, sp_max = [], 0.0
+        for w in widths:
+            s_ev, sp = _time_layer(_layer_args(8, w, dtype, n_ev), inner, repeat)
+            s_no, _ = _time_layer(_layer_args(8, w, dtype, 0), inner, repeat)
+            per_ev.append(max(s_ev - s_no, 0.0) / (_T * n_ev))
+            sp_max = max(sp_max, sp)
+        b, a = np.polyfit(np.array(widths, float), np.array(per_ev), 1)
+        b, a = max(float(b), 1e-15), max(float(a), 0.0)
+        out[f"synop.{dtype}"] = {"seconds": b, "spread": sp_max,
+                                 "cycles_per_instruction": b * clock_hz * simd_width,
+                                 "per_event_by_width_s": dict(zip(widths, per_ev))}
+        seg = max(a - per_event, 0.0)
+        out[f"segment.{dtype}"] = {"seconds": seg, "spread": sp_max, "cycles": seg * clock_hz}
     out["gate_op"] = _gate_cost(clock_hz, simd_width, repeat, inner)
     out["task"] = _task_overhead(clock_hz, repeat, inner)
     out["sync"] = _sync_overhead(clock_hz, repeat, inner, cores, out["task"]["seconds"])
@@ -224,7 +228,9 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
                                        for d in ("fp32", "fp16")},
             "cycles_per_neuron_update": prog["neuron_update"]["cycles_per_instruction"],
             "cycles_per_event": prog["event"]["cycles"],
-            "cycles_per_segment": prog["segment"]["cycles"],
+            "cycles_per_segment": prog["segment.fp32"]["cycles"],
+            "cycles_per_segment_dtype": {d: prog[f"segment.{d}"]["cycles"]
+                                         for d in ("fp32", "fp16")},
             "cycles_per_gate_op": prog["gate_op"]["cycles_per_instruction"],
             "cycles_per_task": prog["task"]["cycles"],
             "cycles_per_sync": prog["sync"]["cycles"],
@@ -234,14 +240,14 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
     src = (f"measured by simsnn hw detect ({date}) on the measured program's own kernels "
            f"(simsnn/program_calibration.py, data in L1): cycles_per_synop (fp32), "
            f"cycles_per_synop_dtype (fp32, fp16 widened from 16-bit patterns), "
-           f"cycles_per_neuron_update, cycles_per_event, cycles_per_segment, "
+           f"cycles_per_neuron_update, cycles_per_event, cycles_per_segment(_dtype), "
            f"cycles_per_gate_op (an mlp gate 784-256-10 with its top-k selection), "
            f"cycles_per_task (driver cost per layer and time step), cycles_per_sync (what "
            f"{prog['sync']['cores']} threads add to it), parallel_efficiency (each core's "
            f"accumulate speed with all computing at once over its speed alone)")
     rows = ["measured program (simsnn/program_calibration.py):"]
-    for k in ("synop.fp32", "synop.fp16", "neuron_update", "event", "segment", "gate_op",
-              "task", "sync"):
+    for k in ("synop.fp32", "synop.fp16", "neuron_update", "event", "segment.fp32",
+              "segment.fp16", "gate_op", "task", "sync"):
         v = prog[k]
         rows.append(f"  {k:<14} {v['seconds'] * 1e9:10.3f} ns  spread {100 * v['spread']:5.1f} %")
     par = prog["parallel"]

@@ -103,12 +103,13 @@ def test_cli_measure_writes_a_measurement_json(tmp_path, capsys):
 def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     from simsnn.program_calibration import calibrate_program, program_overrides
     prog = calibrate_program(3e9, 8, repeat=2, quick=True, cores=2)
-    for k in ("synop.fp32", "synop.fp16", "neuron_update", "event", "segment", "gate_op",
-              "task", "sync"):
+    for k in ("synop.fp32", "synop.fp16", "neuron_update", "event", "segment.fp32",
+              "segment.fp16", "gate_op", "task", "sync"):
         assert prog[k]["seconds"] >= 0 and np.isfinite(prog[k]["seconds"]), k
     assert prog["synop.fp32"]["seconds"] > 0 and prog["task"]["seconds"] > 0
     over, sources, table = program_overrides(prog, "today")
     assert set(over["cycles_per_synop_dtype"]) == {"fp32", "fp16"}
+    assert set(over["cycles_per_segment_dtype"]) == {"fp32", "fp16"}
     assert over["cycles_per_task"] > 0 and "measured program" in table
     from hwmodels.spec import CoreSpec
     CoreSpec(count=2, frequency=3e9, **over)  # the fields exist and validate

@@ -139,7 +139,7 @@ def test_gated_layout_decides_lines_touched():
     packed = lower(net, tr, 1, LayoutConfig(groups="contiguous"))
     scattered = lower(net, tr, 1, LayoutConfig(groups="interleaved"))
     a, b = packed.op_totals(), scattered.op_totals()
-    seg_a, seg_b = a.pop("segment"), b.pop("segment")
+    seg_a, seg_b = a.pop("segment.fp32"), b.pop("segment.fp32")
     assert a == b  # same arithmetic, other addresses
     assert seg_a < seg_b  # contiguous groups: fewer runs of open units per event
     assert working_set(packed, 64)["bytes_per_inference"] < \

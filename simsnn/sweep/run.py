@@ -135,7 +135,7 @@ def run_sweep(base: Base, out_dir: str | Path, workers: int | None = None,
         if scheduler or dask_local:
             _run_dask(stages, chunks, base_dir, cache, hints, store, bar, scheduler,
                       dask_local, timer)
-        elif n_workers == 1 or len(chunks) == 1:
+        elif n_workers == 1 or len(chunks) <= 1:
             t0 = time.perf_counter()
             for items in stages:
                 prepare(items, base_dir, cache, hints)
