@@ -174,6 +174,19 @@ def test_run_reports_invalid_points_and_is_deterministic(tmp_path):
         assert (tmp_path / "a" / f).exists(), f
 
 
+def test_a_network_an_axis_does_not_touch_is_one_candidate(tmp_path):
+    from simsnn.sweep import candidates
+    p = _sweep(tmp_path, "axes:\n  - {path: network.gate.groups, values: [2, 4, 8]}\n")
+    run_sweep(load_sweep(p), tmp_path / "o", workers=1, progress=False)
+    recs = read_results(tmp_path / "o" / "results.jsonl")
+    rows = candidates(recs)
+    assert sorted(r["network"] for r in rows) == ["small-dense"] + ["small-gated"] * 3
+    assert len(candidates(recs, unique=False)) == 6
+    lat = {r["network.gate.groups"]: r["latency_s"] for r in rows
+           if r["network"] == "small-gated"}
+    assert lat[8] < lat[2]  # one group of eight open instead of one of two
+
+
 def test_store_drops_a_torn_tail_and_never_duplicates(tmp_path):
     path = tmp_path / "results.jsonl"
     with ResultStore(path) as st:

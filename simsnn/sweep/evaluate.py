@@ -21,19 +21,21 @@ import numpy as np
 from simsnn.errors import SimsnnError
 from simsnn.sweep.plan import config_hash
 
-_MEMO: "OrderedDict[tuple, Any]" = OrderedDict()
-_MEMO_MAX = 24
+# the last few pieces of each kind a worker keeps in memory (workloads and profiles of large
+# networks take gigabytes: few of them)
+_MEMO_MAX = {"net": 8, "trace": 8, "static": 64, "workload": 2, "profile": 2}
+_MEMO: dict[str, "OrderedDict[str, Any]"] = {k: OrderedDict() for k in _MEMO_MAX}
 
 
 def _memo(kind: str, key: str, make: Callable[[], Any]) -> Any:
-    k = (kind, key)
-    if k in _MEMO:
-        _MEMO.move_to_end(k)
-        return _MEMO[k]
+    memo = _MEMO[kind]
+    if key in memo:
+        memo.move_to_end(key)
+        return memo[key]
+    while len(memo) >= _MEMO_MAX[kind]:  # free before making the next one
+        memo.popitem(last=False)
     v = make()
-    _MEMO[k] = v
-    while len(_MEMO) > _MEMO_MAX:
-        _MEMO.popitem(last=False)
+    memo[key] = v
     return v
 
 
@@ -176,6 +178,9 @@ def evaluate_point(point: dict, base_dir: str, cache: str | None,
             m = _metrics(wl, res)
             m.update(_static(net, trace, k["trace"]))
             m["family"] = net.family
+            # the design this network is at this point: the same network, experiment and
+            # hardware at another point (an axis it does not have) is the same candidate
+            m["design_id"] = config_hash([net_dict, point["experiment"], point["hardware"]])
             per[net.name] = m
     except (SimsnnError, HardwareError, ValueError) as exc:
         return {"status": "invalid", "error": str(exc).splitlines()[0] if str(exc) else

@@ -12,14 +12,21 @@ from simsnn.config.sweep import Constraint, Objective
 from simsnn.sweep.plan import quantity
 
 
-def candidates(records: list[dict]) -> list[dict]:
+def candidates(records: list[dict], unique: bool = True) -> list[dict]:
     """Flat rows: ``point_id``, ``network``, the point's values (by axis path) and the
-    network's metrics, for every finished (status ok) point."""
-    rows = []
+    network's metrics, for every finished (status ok) point. ``unique``: a network that is
+    the same design at several points (e.g. the dense network across values of
+    ``network.gate.groups``, which it does not have) counts once, at its first point."""
+    rows, seen = [], set()
     for r in records:
         if r.get("status") != "ok":
             continue
         for name, m in r["metrics"].items():
+            d = m.get("design_id")
+            if unique and d is not None:
+                if d in seen:
+                    continue
+                seen.add(d)
             rows.append({"point_id": r["point_id"], "network": name, **r["values"], **m})
     return rows
 
@@ -109,8 +116,9 @@ def plot_front(path: Path, rows: list[dict], front: list[dict], objectives: list
         ax.scatter([r[a] for r in rs], [r[b] for r in rs], s=12, alpha=0.5, label=fam)
     fr = sorted((r for r in front), key=lambda r: r[a])
     if fr:
-        ax.plot([r[a] for r in fr], [r[b] for r in fr], "k.-", lw=1, ms=8,
-                label="Pareto front")
+        ax.plot([r[a] for r in fr], [r[b] for r in fr], "k.-" if len(objectives) == 2 else "k.",
+                lw=1, ms=8, label="Pareto front" + (" (all objectives)" if len(objectives) > 2
+                                                    else ""))
     for ax_set, m in ((ax.set_xlabel, a), (ax.set_ylabel, b)):
         ax_set(m)
     if all(r.get(a, 0) and r[a] > 0 for r in rows):
@@ -138,6 +146,18 @@ def sensitivity(rows: list[dict], axes: list[str], metric: str) -> dict:
     return out
 
 
+def _number(v) -> float | None:
+    """A number or a quantity string in SI units; None for anything else."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    try:
+        return quantity(v, "axis value")
+    except Exception:  # noqa: BLE001 - a category, not a quantity
+        return None
+
+
 def plot_sensitivity(path: Path, rows: list[dict], axes: list[str], metric: str,
                      title: str) -> bool:
     """One panel per axis: ``metric`` against the axis value, a line per family (mean over
@@ -154,19 +174,25 @@ def plot_sensitivity(path: Path, rows: list[dict], axes: list[str], metric: str,
     fig, axs = plt.subplots(1, n, figsize=(3.2 * n, 3.2), squeeze=False)
     for ax, name in zip(axs[0], axes):
         vals = [r[name] for r in rows if name in r]
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals)
-        levels = sorted(set(vals), key=lambda v: (v if numeric else str(v)))
+        nums = {str(v): _number(v) for v in vals}
+        numeric = all(x is not None for x in nums.values())
+        levels = sorted(set(vals), key=lambda v: (nums[str(v)] if numeric else 0.0, str(v)))
         for fam in sorted({str(r.get("family")) for r in rows}):
             ys = []
             for lv in levels:
                 x = [r[metric] for r in rows if r.get(name) == lv and
                      str(r.get("family")) == fam and r.get(metric) is not None]
                 ys.append(np.mean(x) if x else np.nan)
-            xs = levels if numeric else list(range(len(levels)))
+            xs = [nums[str(v)] for v in levels] if numeric else list(range(len(levels)))
             ax.plot(xs, ys, "o-", ms=3, label=fam)
-        if numeric and levels and min(levels) > 0 and max(levels) / min(levels) > 20:
-            ax.set_xscale("log")
-        if not numeric:
+        if numeric and levels:
+            lo, hi = min(nums.values()), max(nums.values())
+            if lo > 0 and hi / lo > 20:
+                ax.set_xscale("log")
+            if any(isinstance(v, str) for v in levels):
+                ax.set_xticks([nums[str(v)] for v in levels])
+                ax.set_xticklabels([str(v) for v in levels], rotation=30, fontsize=7)
+        else:
             ax.set_xticks(range(len(levels)))
             ax.set_xticklabels([str(v) for v in levels], rotation=30, fontsize=7)
         ax.set_xlabel(name, fontsize=8)
@@ -183,6 +209,7 @@ def write_reports(base, out: Path, records: list[dict]) -> dict:
     ``pareto.csv``, ``front.png`` and ``sensitivity.png``; returns the summary fields."""
     cfg = base.sweep
     rows = candidates(records)
+    every = candidates(records, unique=False)
     front = pareto_front(rows, cfg.objectives, cfg.constraints)
     on_front = {(r["point_id"], r["network"]) for r in front}
     for r in rows:
@@ -197,7 +224,7 @@ def write_reports(base, out: Path, records: list[dict]) -> dict:
                   cfg.objectives, f"{cfg.name}: {objs}"):
         plots.append("front.png")
     axes = [a.path for a in cfg.axes]
-    if plot_sensitivity(out / "sensitivity.png", rows, axes, cfg.objectives[0].metric,
+    if plot_sensitivity(out / "sensitivity.png", every, axes, cfg.objectives[0].metric,
                         f"{cfg.name}: mean {cfg.objectives[0].metric} per axis value"):
         plots.append("sensitivity.png")
     status = [r.get("status") for r in records]
