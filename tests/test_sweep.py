@@ -255,6 +255,17 @@ def test_dask_local_cluster_runs_the_points(tmp_path):
     assert len(d) == 4 and d == loc
     assert json.loads((tmp_path / "d" / "summary.json").read_text())["scheduler"] == \
         "LocalCluster(2)"
+    # an existing cluster, reached through its scheduler address
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None, host="127.0.0.1") as cluster:
+        assert main(["sweep", str(p), "-o", str(tmp_path / "s"), "-q", "--scheduler",
+                     cluster.scheduler_address]) == 0
+    s = {r["point_id"]: r["metrics"] for r in read_results(tmp_path / "s" / "results.jsonl")}
+    assert s == loc
+    assert main(["sweep", str(p), "-o", str(tmp_path / "x"), "-q", "--scheduler",
+                 "tcp://127.0.0.1:9"]) == 2  # nothing listens there: one clear error
+    assert main(["sweep", str(p), "-o", str(tmp_path / "x"), "-q", "--workers", "1"]) == 0
 
 
 def test_dry_run_lists_points_and_a_fresh_run_refuses_an_old_folder(tmp_path, capsys):

@@ -25,8 +25,9 @@ class ResultStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.records: list[dict] = []
-        if self.path.exists() and not resume:
-            # a fresh run never silently mixes with (or destroys) an earlier one
+        if self.path.exists() and self.path.stat().st_size and not resume:
+            # a fresh run never silently mixes with (or destroys) an earlier one (an empty
+            # file, left by a run that stopped before its first point, is nothing to lose)
             raise SimsnnError(f"{self.path} exists: pass --resume to continue that sweep "
                                   f"or choose another output folder")
         if self.path.exists():
