@@ -79,7 +79,11 @@ def task_costs(workload: Workload, spec: HardwareSpec, task_lines: np.ndarray,
     compute = ThroughputCore(spec.cores).compute_cycles(workload.ops, workload.op_kinds) / f
     per_phase = np.bincount(workload.task_phase, minlength=workload.n_phases)
     multi = per_phase[workload.task_phase] > 1  # tasks of phases run on several cores
-    compute = np.where(multi, compute / spec.cores.parallel_efficiency, compute)
+    # the parallel efficiency slows the operations (each core's throughput while all
+    # compute), not the task's fixed cost (the driver's dispatch, paid once per task)
+    fixed = spec.cores.cycles_per_task / f
+    ops = np.maximum(compute - fixed, 0.0)
+    compute = np.where(multi, ops / spec.cores.parallel_efficiency + fixed, compute)
     compute = compute + multi * spec.cores.cycles_per_sync / f
     n_runs = np.diff(workload.task_start).astype(np.float64)
     private = np.zeros(workload.n_tasks)

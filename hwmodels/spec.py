@@ -93,8 +93,9 @@ class CoreSpec(Strict):
     parallel_efficiency: float = Field(1.0, gt=0.0, le=1.0, description="Share of its "
                                        "one-core compute speed each core keeps while all "
                                        "cores compute at once (shared execution units, SMT "
-                                       "siblings, power limits, a hypervisor); applied to "
-                                       "phases that run on several cores.")
+                                       "siblings, power limits, a hypervisor); divides the "
+                                       "operation cycles (not cycles_per_task) of phases "
+                                       "that run on several cores.")
     cycles_per_sync: float = Field(0.0, ge=0.0, description="Extra cycles per task of a phase "
                                    "that runs on several cores: starting and joining them "
                                    "(thread wake-up, barrier).")
