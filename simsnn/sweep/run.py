@@ -8,7 +8,7 @@ from pathlib import Path
 
 from simsnn.errors import SimsnnError
 from simsnn.sweep.evaluate import evaluate_chunk, prepare
-from simsnn.sweep.plan import Base, resolve_point, sample_points
+from simsnn.sweep.plan import Base, config_hash, resolve_point, sample_points
 from simsnn.sweep.store import ResultStore
 
 
@@ -20,7 +20,6 @@ def plan(base: Base) -> tuple[list[dict], list[dict]]:
         try:
             p = resolve_point(base, values)
         except SimsnnError as exc:
-            from simsnn.sweep.plan import config_hash
             pid = config_hash({"invalid": values})
             if pid not in seen:
                 seen.add(pid)
@@ -34,52 +33,38 @@ def plan(base: Base) -> tuple[list[dict], list[dict]]:
 
 
 def _software_key(p: dict) -> str:
-    from simsnn.sweep.plan import config_hash
-    e = dict(p["experiment"])
-    return config_hash([e, [n for n, _ in p["networks"]], p["hardware"].get("cores", {})
-                        .get("count")])
+    """What a point's hardware-independent work depends on (the hardware's core count is
+    the default core count)."""
+    return config_hash([p["experiment"], [n for n, _ in p["networks"]],
+                        p["hardware"].get("cores", {}).get("count")])
 
 
-def _set_hints(points: list[dict]) -> dict:
-    """Per workload key: the set counts of every hardware point using it (the fast mode
-    profiles them all at once)."""
+def _shared_work(points: list[dict]) -> tuple[dict, list[list[tuple[dict, int, str]]]]:
+    """The hardware-independent work of ``points``, once per content hash: (per workload key,
+    the set counts of every hardware point using it, which the fast mode profiles at once;
+    the preparation stages: the distinct traces first, then the distinct workloads and
+    their reuse profiles). Invalid points are skipped: their evaluation reports them."""
     from hwmodels.loader import build_levels, parse_hardware
     from hwmodels.reuse import set_counts
     from simsnn.config.experiment import ExperimentConfig
     from simsnn.sweep.evaluate import keys
     hints: dict[str, set] = {}
-    for p in points:
-        try:
-            exp = ExperimentConfig.model_validate(p["experiment"])
-            if exp.memory_mode != "fast":
-                continue
-            spec = parse_hardware(p["hardware"])
-            build_levels(spec)
-            for k in keys(p, exp, spec):
-                hints.setdefault(k["workload"], set()).update(set_counts(spec.memory))
-        except Exception:  # an invalid point: the worker reports it
-            continue
-    return {k: sorted(v) for k, v in hints.items()}
-
-
-def _prepare_stages(points: list[dict]) -> list[list[tuple[dict, int, str]]]:
-    """The hardware-independent work of ``points``, once per content hash: the distinct
-    traces first, then the distinct workloads (and their reuse profiles)."""
-    from hwmodels.loader import parse_hardware
-    from simsnn.config.experiment import ExperimentConfig
-    from simsnn.sweep.evaluate import keys
     traces: dict[str, tuple] = {}
     workloads: dict[str, tuple] = {}
     for p in points:
         try:
             exp = ExperimentConfig.model_validate(p["experiment"])
             spec = parse_hardware(p["hardware"])
+            build_levels(spec)
             for i, k in enumerate(keys(p, exp, spec)):
                 traces.setdefault(k["trace"], (p, i, "trace"))
                 workloads.setdefault(k["workload"], (p, i, "workload"))
+                if exp.memory_mode == "fast":
+                    hints.setdefault(k["workload"], set()).update(set_counts(spec.memory))
         except Exception:  # noqa: BLE001 - an invalid point: its evaluation reports it
             continue
-    return [list(traces.values()), list(workloads.values())]
+    return ({k: sorted(v) for k, v in hints.items()},
+            [list(traces.values()), list(workloads.values())])
 
 
 def _chunks(points: list[dict], size: int) -> list[list[dict]]:
@@ -123,13 +108,12 @@ def run_sweep(base: Base, out_dir: str | Path, workers: int | None = None,
     for rec in invalid:
         store.append(rec)
     cache = str(cache_dir or out / "cache")
-    hints = _set_hints(todo)
+    hints, stages = _shared_work(todo)
     n_workers = workers or os.cpu_count() or 1
     size = chunk or max(1, min(32, len(todo) // (4 * n_workers) or 1))
     chunks = _chunks(todo, size)
     bar = _Progress(len(todo), progress)
     base_dir = str(base.base_dir)
-    stages = _prepare_stages(todo) if todo else []
     timer: dict = {}
     try:
         if scheduler or dask_local:
