@@ -186,6 +186,9 @@ def run_validation(cfg: ValidationConfig, source: str | Path, out_dir: str | Pat
                "hardware": hw.name, "host": host_summary(), "samples": cfg.samples,
                "repeat": cfg.repeat, "rounds": cfg.rounds, "memory_mode": cfg.memory_mode, **stats,
                "per_cores": per_cores, "family_ranking": family_ranking(rows),
+               # how noisy the machine was: the error grows with it (docs/validation.md)
+               "measured_spread_median": float(np.median([r["measured_spread"]
+                                                          for r in rows])),
                "seconds": time.perf_counter() - started}
     write_json_atomic(out / "points.json", {"points": rows})
     _write_csv(out / "points.csv", rows)
@@ -246,7 +249,8 @@ def summary_text(summary: dict) -> str:
     rank = "n/a" if not fr["checks"] else ("right" if fr["all_right"] else "WRONG")
     return (f"{s['n_points']} points: latency MAPE {s['latency_mape_pct']:.1f} %, max error "
             f"{s['max_error_pct']:.1f} %, bias {s['bias_pct']:+.1f} %, Spearman "
-            f"{s['spearman']:.3f}, family ranking {rank}")
+            f"{s['spearman']:.3f}, family ranking {rank}; median spread of the measured "
+            f"passes {100 * s['measured_spread_median']:.0f} %")
 
 
 __all__ = ["best_costs", "error_stats", "family_ranking", "run_validation", "spearman",

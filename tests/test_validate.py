@@ -80,6 +80,8 @@ def test_validate_writes_points_plot_and_summary(tmp_path, capsys):
     pts = json.loads((out / "points.json").read_text())["points"]
     assert {p["point"] for p in pts} == {"tiny", "shipped-gated"}
     assert all(p["measured_s"] > 0 and p["predicted_s"] > 0 for p in pts)
+    assert s["measured_spread_median"] == np.median([p["measured_spread"] for p in pts])
+    assert all(p["measured_s"] <= p["measured_median_s"] for p in pts)  # best of the passes
     assert (out / "points.csv").read_text().splitlines()[0].startswith("point,")
     assert (out / "predicted_vs_measured.png").stat().st_size > 1000
     assert "MAPE" in capsys.readouterr().out
