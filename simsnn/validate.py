@@ -101,6 +101,27 @@ def _program_costs(hw, cores: int) -> dict:
     return over
 
 
+def _settled(runs: list[dict], costs: list[dict], tol: float) -> bool:
+    """Whether the last round improved no best-of figure by more than ``tol`` (relative):
+    the measured latency and each re-timed one-core cost."""
+    def gain(vals: list[float]) -> float:
+        before = min(vals[:-1])
+        return (before - min(before, vals[-1])) / before if before > 0 else 0.0
+    lat = [r["latency"]["best_of_repeats"] for r in runs]
+    if gain(lat) > tol:
+        return False
+    if len(costs) < 2:
+        return True
+    for key, v in costs[-1].items():
+        if key == "parallel_efficiency":
+            continue
+        series = [[c[key][k] for c in costs] for k in v] if isinstance(v, dict) else \
+            [[c[key] for c in costs]]
+        if any(gain(x) > tol for x in series):
+            return False
+    return True
+
+
 def best_costs(rounds: list[dict]) -> dict:
     """Each figure at its best over the rounds: the fewest cycles (per dtype for a mapping),
     the highest parallel efficiency. On a shared machine noise only makes a core slower,
@@ -148,11 +169,14 @@ def run_validation(cfg: ValidationConfig, source: str | Path, out_dir: str | Pat
                                       f"{cores} cores, the hardware profile has "
                                       f"{hw.cores.count}")
                 costs, runs = [], []
-                for _ in range(cfg.rounds):
+                while True:
                     if cfg.recalibrate:
                         costs.append(_program_costs(hw, cores))
                     runs.append(measure(net, xs, y, cores=cores, layout=point.layout,
                                         warmup=cfg.warmup, repeat=cfg.repeat, seed=cfg.seed))
+                    if len(runs) >= cfg.rounds and (len(runs) >= cfg.max_rounds or
+                                                    _settled(runs, costs, cfg.settle)):
+                        break
                 hw_point = hw if not costs else hw.model_copy(update={
                     "cores": hw.cores.model_copy(update=best_costs(costs))})
                 m = min(runs, key=lambda r: r["latency"]["best_of_repeats"])

@@ -31,6 +31,21 @@ def test_spearman_uses_ranks_and_average_ties():
     assert np.isnan(spearman([1], [1]))
 
 
+def test_rounds_settle_when_no_best_of_figure_improves_any_more():
+    from simsnn.validate import _settled
+    def run(t):
+        return {"latency": {"best_of_repeats": t}}
+    costs = [{"cycles_per_task": 100.0, "cycles_per_synop_dtype": {"fp16": 5.0}},
+             {"cycles_per_task": 99.0, "cycles_per_synop_dtype": {"fp16": 5.0}}]
+    assert _settled([run(1.0), run(0.99)], costs, 0.02)
+    assert not _settled([run(1.0), run(0.9)], costs, 0.02)  # the measurement still improves
+    costs[1]["cycles_per_synop_dtype"]["fp16"] = 4.0  # a re-timed cost still improves
+    assert not _settled([run(1.0), run(1.0)], costs, 0.02)
+    costs[1]["parallel_efficiency"] = costs[0]["parallel_efficiency"] = 0.5  # not a minimum
+    costs[1]["cycles_per_synop_dtype"]["fp16"] = 5.0
+    assert _settled([run(1.0), run(1.2)], costs, 0.02)  # a slower round improves nothing
+
+
 def test_family_ranking_compares_within_groups():
     rows = [
         {"point": "d", "group": "g", "family": "dense", "cores": 1, "input_scale": 1.0,

@@ -48,11 +48,19 @@ class ValidationConfig(Strict):
     seed: int = 0
     warmup: NonNegativeInt = 1
     repeat: PositiveInt = Field(5, description="Timed passes over the samples per round.")
-    rounds: PositiveInt = Field(3, description="Rounds per point, each re-timing the "
-                                "program's costs (with `recalibrate`) and then measuring "
-                                "`repeat` passes: the measured latency is the best pass of "
-                                "all rounds and each re-timed figure its best over the "
-                                "rounds, so both sides see the machine at its quietest.")
+    rounds: PositiveInt = Field(3, description="Rounds per point (at least), each "
+                                "re-timing the program's costs (with `recalibrate`) and "
+                                "then measuring `repeat` passes: the measured latency is "
+                                "the best pass of all rounds and each re-timed figure its "
+                                "best over the rounds, so both sides see the machine at "
+                                "its quietest.")
+    max_rounds: PositiveInt = Field(8, description="More rounds are run, up to this many, "
+                                    "while the last one still improved a best-of figure "
+                                    "(the measured latency or a re-timed cost) by more than "
+                                    "`settle`: on a noisy machine the minima take longer to "
+                                    "settle.")
+    settle: float = Field(0.02, ge=0.0, description="Relative improvement below which a "
+                          "round counts as settled.")
     memory_mode: Literal["exact", "fast"] = "exact"
     recalibrate: bool = Field(True, description="Re-time the measured program's kernels "
                               "(micro-benchmarks, as `simsnn hw detect` does) right before "
