@@ -280,6 +280,14 @@ def test_dry_run_lists_points_and_a_fresh_run_refuses_an_old_folder(tmp_path, ca
     assert (tmp_path / "o" / "results.jsonl").read_bytes() == before
 
 
+def test_a_corrupt_hardware_file_makes_its_points_invalid_not_the_sweep(tmp_path):
+    (tmp_path / "bad.yaml").write_text("cores: [unclosed\n")
+    p = _sweep(tmp_path, "axes:\n  - {path: hardware, values: [zen4-epyc, bad.yaml]}\n")
+    points, bad = plan(load_sweep(p))
+    assert len(points) == 1 and len(bad) == 1
+    assert "cannot read hardware file" in bad[0]["error"]
+
+
 def test_sweep_schema_needs_samples_for_random():
     with pytest.raises(Exception, match="needs samples"):
         SweepConfig.model_validate({"version": 1, "kind": "sweep", "name": "x", "base": "e",

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from simsnn.config.sweep import Axis, SweepConfig
-from simsnn.errors import ConfigError, SimsnnError
+from simsnn.errors import ConfigError
 
 _DIMENSIONS = ("bytes", "bytes_per_second", "hertz", "seconds", "joules", "watts")
 
@@ -168,7 +168,7 @@ def load_sweep(path: str | Path) -> Base:
     if exp.get("kind") != "experiment":
         raise ConfigError(str(path), "base", f"{cfg.base} is not an experiment file")
     load_config(exp_path, expect="experiment")  # the base itself must be valid
-    return Base(cfg, str(path), exp_path.parent, exp)
+    return Base(cfg, str(path), exp_path.parent.resolve(), exp)
 
 
 def _network_dict(base: Base, ref: str) -> tuple[dict, str]:
@@ -179,7 +179,7 @@ def _network_dict(base: Base, ref: str) -> tuple[dict, str]:
         p = cand if cand.exists() else resolve(ref)
         if p.suffix.lower() not in (".yaml", ".yml"):
             raise ConfigError(str(p), "", "sweeps take network YAML files (or shipped names)")
-        base.networks[ref] = (read_yaml(p), str(p.parent))
+        base.networks[ref] = (read_yaml(p), str(p.parent.resolve()))
     return base.networks[ref]
 
 
@@ -194,7 +194,14 @@ def _hardware_dict(base: Base, ref: str) -> dict:
             from hwmodels.loader import presets
             raise ConfigError(ref, "", f"no such hardware file or preset (presets: "
                               f"{', '.join(presets())})")
-        base.hardware[ref] = yaml.safe_load(p.read_text(encoding="utf-8"))
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(str(p), "", f"cannot read hardware file: "
+                              f"{str(exc).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(str(p), "", "expected a YAML mapping at the top level")
+        base.hardware[ref] = data
     return base.hardware[ref]
 
 
@@ -246,7 +253,3 @@ def resolve_point(base: Base, values: dict[str, Any]) -> dict:
     return {**point, "values": values,
             "point_id": config_hash({"experiment": exp, "hardware": hw,
                                      "networks": [n for n, _ in nets]})}
-
-
-class PlanError(SimsnnError):
-    """A sweep that cannot be planned at all."""
