@@ -288,6 +288,20 @@ def test_a_corrupt_hardware_file_makes_its_points_invalid_not_the_sweep(tmp_path
     assert "cannot read hardware file" in bad[0]["error"]
 
 
+def test_cached_pieces_are_keyed_by_the_code_that_makes_them(tmp_path, monkeypatch):
+    from hwmodels.loader import parse_hardware
+    from simsnn.config.experiment import ExperimentConfig
+    from simsnn.sweep import evaluate as E
+    p = _sweep(tmp_path, "axes:\n  - {path: cores, values: [1]}\n")
+    point = plan(load_sweep(p))[0][0]
+    exp = ExperimentConfig.model_validate(point["experiment"])
+    spec = parse_hardware(point["hardware"])
+    before = E.keys(point, exp, spec)
+    monkeypatch.setattr(E, "code_key", lambda: "other code")
+    after = E.keys(point, exp, spec)
+    assert all(a[k] != b[k] for a, b in zip(before, after) for k in ("trace", "workload"))
+
+
 def test_sweep_schema_needs_samples_for_random():
     with pytest.raises(Exception, match="needs samples"):
         SweepConfig.model_validate({"version": 1, "kind": "sweep", "name": "x", "base": "e",

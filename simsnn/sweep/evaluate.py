@@ -9,6 +9,8 @@ hardware point then costs only the pricing, the timeline and the energy.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import pickle
 import time
@@ -60,6 +62,23 @@ def _disk(cache: str | None, name: str, make: Callable[[], Any]) -> Any:
 
 
 # ----------------------------------------------------------------------------- keys
+_CODE_MODULES = ("simsnn.build", "simsnn.network", "simsnn.neurons", "simsnn.kernels",
+                 "simsnn.inference", "simsnn.synth", "simsnn.trace", "simsnn.datasets",
+                 "simsnn.layout", "simsnn.lowering", "simsnn.replay", "hwmodels.workload",
+                 "hwmodels.reuse")
+
+
+@functools.lru_cache(maxsize=1)
+def code_key() -> str:
+    """A hash of the source of the modules that make the cached pieces: a cache written by
+    other code (an upgrade, a local change) is never reused."""
+    import importlib
+    h = hashlib.sha256()
+    for name in _CODE_MODULES:
+        h.update(Path(importlib.import_module(name).__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def keys(point: dict, exp, spec) -> list[dict]:
     """Per network of a resolved point: the content hashes of its network, trace, workload
     and profile, and what they need (``exp``: the validated ExperimentConfig, ``spec``: the
@@ -71,7 +90,7 @@ def keys(point: dict, exp, spec) -> list[dict]:
     trace = exp.trace.model_dump()
     out = []
     for net_dict, _ in point["networks"]:
-        k_net = config_hash(net_dict)
+        k_net = config_hash([code_key(), net_dict])
         k_trace = config_hash([k_net, trace])
         k_wl = config_hash([k_trace, cores, layout])
         line = _line(spec)
