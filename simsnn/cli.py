@@ -247,6 +247,10 @@ def cmd_sweep(args) -> int:
                   scheduler=args.scheduler, dask_local=args.dask_local,
                   progress=not args.quiet, cache_dir=args.cache)
     rate = s["evaluated"] / s["seconds"] if s["seconds"] else 0.0
+    if len(s["code_versions"]) > 1:
+        print(f"simsnn: warning: {args.output}/results.jsonl holds points evaluated by "
+              f"{len(s['code_versions'])} different versions of the simulator (a resume "
+              f"after an upgrade); their `code` fields tell them apart", file=sys.stderr)
     print(f"{s['name']}: {s['points_ok']} points done, {s['points_invalid']} invalid, "
           f"{s['skipped_resumed']} resumed; {s['feasible']} of {s['candidates']} candidates "
           f"feasible, {len(s['pareto'])} on the Pareto front; {s['evaluated']} evaluated in "

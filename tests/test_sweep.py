@@ -239,6 +239,7 @@ def test_kill_9_mid_sweep_then_resume_finishes_without_loss_or_duplicates(tmp_pa
     assert ids[:n_before] == [json.loads(x)["point_id"] for x in data.splitlines()]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["skipped_resumed"] == n_before and summary["points_ok"] == 120
+    assert len(summary["code_versions"]) == 1 and all("code" in r for r in recs)
 
 
 def test_dask_local_cluster_runs_the_points(tmp_path):

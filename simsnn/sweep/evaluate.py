@@ -252,7 +252,7 @@ def evaluate_chunk(points: list[dict], base_dir: str, cache: str | None,
     out = []
     for p in points:
         r = evaluate_point(p, base_dir, cache, set_hints)
-        out.append({"point_id": p["point_id"], "values": p["values"], **r})
+        out.append({"point_id": p["point_id"], "values": p["values"], "code": code_key(), **r})
     return out
 
 

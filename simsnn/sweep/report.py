@@ -228,6 +228,8 @@ def write_reports(base, out: Path, records: list[dict]) -> dict:
                         f"{cfg.name}: mean {cfg.objectives[0].metric} per axis value"):
         plots.append("sensitivity.png")
     status = [r.get("status") for r in records]
+    # a resumed sweep may hold points evaluated by other code (an upgrade in between)
+    codes = sorted({str(r["code"]) for r in records if r.get("status") == "ok" and "code" in r})
     return {"schema": "simsnn-sweep", "schema_version": 1, "name": cfg.name,
             "points_ok": status.count("ok"), "points_invalid": status.count("invalid"),
             "candidates": len(rows), "feasible": sum(r["feasible"] for r in rows),
@@ -235,4 +237,5 @@ def write_reports(base, out: Path, records: list[dict]) -> dict:
                                               *axes, *(o.metric for o in cfg.objectives))}
                        for r in front],
             "objectives": [o.model_dump() for o in cfg.objectives],
-            "constraints": [c.model_dump() for c in cfg.constraints], "plots": plots}
+            "constraints": [c.model_dump() for c in cfg.constraints], "plots": plots,
+            "code_versions": codes}
