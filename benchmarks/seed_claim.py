@@ -21,8 +21,7 @@ import json
 import simsnn
 from hwmodels.loader import load_hardware
 from simsnn.datasets import load_dataset
-from simsnn.measure import measure
-from simsnn.validate import _program_costs, best_costs
+from simsnn.validate import timed_rounds
 
 
 def main() -> None:
@@ -44,12 +43,8 @@ def main() -> None:
         scores, _ = simsnn.run_network(net, ds.x_test)
         acc = float((scores.argmax(1) == ds.y_test).mean())
         _, trace = simsnn.run_network(net, x, record=True, labels=y)
-        costs, runs = [], []
-        for _ in range(args.rounds):
-            costs.append(_program_costs(hw, args.cores))
-            runs.append(measure(net, x, y, cores=args.cores, repeat=args.repeat))
-        hw_now = hw.model_copy(update={"cores": hw.cores.model_copy(
-            update=best_costs(costs))})
+        runs, hw_now = timed_rounds(net, x, y, hw, args.cores, rounds=args.rounds,
+                                    max_rounds=args.rounds, settle=0.0, repeat=args.repeat)
         m = min(runs, key=lambda r: r["latency"]["best_of_repeats"])
         p = simsnn.simulate(net, trace, hw_now, "exact", args.cores).report
         rows.append({"network": net.name, "family": net.family, "accuracy": acc,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from simsnn.sweep import candidates, read_results
-from simsnn.sweep.plan import quantity
+from simsnn.sweep.report import as_number
 
 
 def _match(row: dict, where: list[str]) -> bool:
@@ -29,10 +29,8 @@ def _match(row: dict, where: list[str]) -> bool:
 
 def _order(v):
     """Numbers and quantities (``20 GB/s``) by value, other strings after them."""
-    try:
-        return (0, quantity(v, "value"), "")
-    except Exception:  # noqa: BLE001 - not a quantity
-        return (1, 0.0, str(v))
+    x = as_number(v)
+    return (0, x, "") if x is not None else (1, 0.0, str(v))
 
 
 def main() -> None:

@@ -101,6 +101,28 @@ def _program_costs(hw, cores: int) -> dict:
     return over
 
 
+def timed_rounds(net, xs, y, hw, cores: int, *, rounds: int, max_rounds: int, settle: float,
+                 recalibrate: bool = True, layout=None, warmup: int = 1, repeat: int = 5,
+                 seed: int = 0) -> tuple[list[dict], object]:
+    """Rounds of (re-time the program's costs, measure ``repeat`` passes): at least
+    ``rounds``, then more up to ``max_rounds`` until no best-of figure improves by more than
+    ``settle``. Returns (the measurements of every round, ``hw`` with each re-timed cost at
+    its best over the rounds)."""
+    from simsnn.measure import measure
+    costs, runs = [], []
+    while True:
+        if recalibrate:
+            costs.append(_program_costs(hw, cores))
+        runs.append(measure(net, xs, y, cores=cores, layout=layout, warmup=warmup,
+                            repeat=repeat, seed=seed))
+        if len(runs) >= rounds and (len(runs) >= max_rounds or
+                                    _settled(runs, costs, settle)):
+            break
+    if not costs:
+        return runs, hw
+    return runs, hw.model_copy(update={"cores": hw.cores.model_copy(update=best_costs(costs))})
+
+
 def _settled(runs: list[dict], costs: list[dict], tol: float) -> bool:
     """Whether the last round improved no best-of figure by more than ``tol`` (relative):
     the measured latency and each re-timed one-core cost."""
@@ -147,7 +169,7 @@ def run_validation(cfg: ValidationConfig, source: str | Path, out_dir: str | Pat
     import simsnn
     from hwmodels.loader import load_hardware
     from simsnn.datasets import load_dataset
-    from simsnn.measure import host_summary, measure
+    from simsnn.measure import host_summary
     base = Path(source).parent
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -168,17 +190,10 @@ def run_validation(cfg: ValidationConfig, source: str | Path, out_dir: str | Pat
                     raise ConfigError(str(source), f"points[{point.name}].cores",
                                       f"{cores} cores, the hardware profile has "
                                       f"{hw.cores.count}")
-                costs, runs = [], []
-                while True:
-                    if cfg.recalibrate:
-                        costs.append(_program_costs(hw, cores))
-                    runs.append(measure(net, xs, y, cores=cores, layout=point.layout,
-                                        warmup=cfg.warmup, repeat=cfg.repeat, seed=cfg.seed))
-                    if len(runs) >= cfg.rounds and (len(runs) >= cfg.max_rounds or
-                                                    _settled(runs, costs, cfg.settle)):
-                        break
-                hw_point = hw if not costs else hw.model_copy(update={
-                    "cores": hw.cores.model_copy(update=best_costs(costs))})
+                runs, hw_point = timed_rounds(
+                    net, xs, y, hw, cores, rounds=cfg.rounds, max_rounds=cfg.max_rounds,
+                    settle=cfg.settle, recalibrate=cfg.recalibrate, layout=point.layout,
+                    warmup=cfg.warmup, repeat=cfg.repeat, seed=cfg.seed)
                 m = min(runs, key=lambda r: r["latency"]["best_of_repeats"])
                 passes = np.concatenate([r["latency"]["per_repeat"] for r in runs])
                 pred = simsnn.simulate(net, trace, hw_point, cfg.memory_mode, cores,
@@ -278,4 +293,4 @@ def summary_text(summary: dict) -> str:
 
 
 __all__ = ["best_costs", "error_stats", "family_ranking", "run_validation", "spearman",
-           "summary_text"]
+           "summary_text", "timed_rounds"]

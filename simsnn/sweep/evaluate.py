@@ -79,6 +79,21 @@ def code_key() -> str:
     return h.hexdigest()[:16]
 
 
+def point_specs(point: dict) -> tuple:
+    """The validated experiment and hardware of a resolved point and its per-network
+    :func:`keys`; raises the one-line user error of an invalid point."""
+    from hwmodels.loader import build_levels, parse_hardware
+    from simsnn.config.experiment import ExperimentConfig
+    from simsnn.config.loader import validate
+    exp = validate(ExperimentConfig, point["experiment"], "experiment")
+    spec = parse_hardware(point["hardware"], "hardware")
+    build_levels(spec)
+    if exp.cores is not None and exp.cores > spec.cores.count:
+        raise SimsnnError(f"{exp.cores} cores requested, hardware {spec.name!r} has "
+                          f"{spec.cores.count}")
+    return exp, spec, keys(point, exp, spec)
+
+
 def keys(point: dict, exp, spec) -> list[dict]:
     """Per network of a resolved point: the content hashes of its network, trace, workload
     and profile, and what they need (``exp``: the validated ExperimentConfig, ``spec``: the
@@ -141,9 +156,13 @@ def _workload(net, trace, exp, cores: int, k: str, cache: str | None):
                                               lambda: lower(net, trace, cores, exp.layout)))
 
 
-def _profile(wl, line: int, sets: list[int], k: str, cache: str | None):
+def _profile(wl, k: dict, set_hints: dict | None, cache: str | None):
+    """The reuse profile of workload ``wl`` (keys ``k``) with the set counts of its point
+    and of every other point using it (``set_hints``)."""
     from hwmodels.reuse import profile_workload
-    kp = config_hash([k, line, sorted(sets)])
+    line = k["line"]
+    sets = sorted(set(k["sets"]) | set((set_hints or {}).get(k["workload"], ())))
+    kp = config_hash([k["workload"], line, sets])
     return _memo("profile", kp, lambda: _disk(cache, f"profile-{kp}.pkl",
                                               lambda: profile_workload(wl, line, sets)))
 
@@ -169,19 +188,10 @@ def evaluate_point(point: dict, base_dir: str, cache: str | None,
     """Metrics of every network of one resolved point: ``{"status": "ok", "metrics":
     {network: {...}}}``, or ``{"status": "invalid", "error": ...}`` for bad input."""
     from hwmodels.errors import HardwareError
-    from hwmodels.loader import build_levels, parse_hardware
     from hwmodels.simulate import simulate_workload
-    from simsnn.config.experiment import ExperimentConfig
-    from simsnn.config.loader import validate
     started = time.perf_counter()
     try:
-        exp = validate(ExperimentConfig, point["experiment"], "experiment")
-        spec = parse_hardware(point["hardware"], "hardware")
-        build_levels(spec)
-        if exp.cores is not None and exp.cores > spec.cores.count:
-            raise SimsnnError(f"{exp.cores} cores requested, hardware {spec.name!r} has "
-                              f"{spec.cores.count}")
-        ks = keys(point, exp, spec)
+        exp, spec, ks = point_specs(point)
         per: dict[str, dict] = {}
         for (net_dict, net_dir), k in zip(point["networks"], ks):
             net = _network(net_dict, net_dir, k["net"])
@@ -190,9 +200,7 @@ def evaluate_point(point: dict, base_dir: str, cache: str | None,
             counts = None
             if exp.memory_mode == "fast":
                 from hwmodels.reuse import price
-                sets = sorted(set(k["sets"]) | set((set_hints or {}).get(k["workload"], ())))
-                prof = _profile(wl, k["line"], sets, k["workload"], cache)
-                counts = price(prof, spec.memory, k["cores"])
+                counts = price(_profile(wl, k, set_hints, cache), spec.memory, k["cores"])
             res = simulate_workload(wl, spec, exp.memory_mode, k["cores"], counts=counts)
             m = _metrics(wl, res)
             m.update(_static(net, trace, k["trace"]))
@@ -219,25 +227,18 @@ def prepare(items: list[tuple[dict, int, str]], base_dir: str, cache: str | None
     stage)) into the disk cache: stage "trace" the network's trace, stage "workload" its
     lowering and (fast mode) reuse profile. Invalid points are skipped (the point
     evaluation reports them). Returns the number of items done."""
-    from hwmodels.loader import build_levels, parse_hardware
-    from simsnn.config.experiment import ExperimentConfig
-    from simsnn.config.loader import validate
     _single_thread()
     done = 0
     for point, i, stage in items:
         try:
-            exp = validate(ExperimentConfig, point["experiment"], "experiment")
-            spec = parse_hardware(point["hardware"], "hardware")
-            build_levels(spec)
-            k = keys(point, exp, spec)[i]
+            exp, _, ks = point_specs(point)
+            k = ks[i]
             net = _network(*point["networks"][i], k["net"])
             trace = _trace(net, exp, base_dir, k["trace"], cache)
             if stage == "workload":
                 wl = _workload(net, trace, exp, k["cores"], k["workload"], cache)
                 if exp.memory_mode == "fast":
-                    sets = sorted(set(k["sets"]) | set((set_hints or {}).get(k["workload"],
-                                                                                ())))
-                    _profile(wl, k["line"], sets, k["workload"], cache)
+                    _profile(wl, k, set_hints, cache)
         except Exception:  # noqa: BLE001 - reported with its point in the evaluation stage
             continue
         done += 1

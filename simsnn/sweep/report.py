@@ -146,7 +146,7 @@ def sensitivity(rows: list[dict], axes: list[str], metric: str) -> dict:
     return out
 
 
-def _number(v) -> float | None:
+def as_number(v) -> float | None:
     """A number or a quantity string in SI units; None for anything else."""
     if isinstance(v, bool):
         return None
@@ -174,7 +174,7 @@ def plot_sensitivity(path: Path, rows: list[dict], axes: list[str], metric: str,
     fig, axs = plt.subplots(1, n, figsize=(3.2 * n, 3.2), squeeze=False)
     for ax, name in zip(axs[0], axes):
         vals = [r[name] for r in rows if name in r]
-        nums = {str(v): _number(v) for v in vals}
+        nums = {str(v): as_number(v) for v in vals}
         numeric = all(x is not None for x in nums.values())
         levels = sorted(set(vals), key=lambda v: (nums[str(v)] if numeric else 0.0, str(v)))
         for fam in sorted({str(r.get("family")) for r in rows}):

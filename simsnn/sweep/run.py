@@ -44,23 +44,18 @@ def _shared_work(points: list[dict]) -> tuple[dict, list[list[tuple[dict, int, s
     the set counts of every hardware point using it, which the fast mode profiles at once;
     the preparation stages: the distinct traces first, then the distinct workloads and
     their reuse profiles). Invalid points are skipped: their evaluation reports them."""
-    from hwmodels.loader import build_levels, parse_hardware
-    from hwmodels.reuse import set_counts
-    from simsnn.config.experiment import ExperimentConfig
-    from simsnn.sweep.evaluate import keys
+    from simsnn.sweep.evaluate import point_specs
     hints: dict[str, set] = {}
     traces: dict[str, tuple] = {}
     workloads: dict[str, tuple] = {}
     for p in points:
         try:
-            exp = ExperimentConfig.model_validate(p["experiment"])
-            spec = parse_hardware(p["hardware"])
-            build_levels(spec)
-            for i, k in enumerate(keys(p, exp, spec)):
+            exp, _, ks = point_specs(p)
+            for i, k in enumerate(ks):
                 traces.setdefault(k["trace"], (p, i, "trace"))
                 workloads.setdefault(k["workload"], (p, i, "workload"))
                 if exp.memory_mode == "fast":
-                    hints.setdefault(k["workload"], set()).update(set_counts(spec.memory))
+                    hints.setdefault(k["workload"], set()).update(k["sets"])
         except Exception:  # noqa: BLE001 - an invalid point: its evaluation reports it
             continue
     return ({k: sorted(v) for k, v in hints.items()},
