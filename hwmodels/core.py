@@ -18,7 +18,10 @@ class ThroughputCore(CoreModel):
     synaptic accumulates and MACs cost ``cycles_per_synop / simd_width`` (or the weight dtype's
     ``cycles_per_synop_dtype``), the small element-wise operations (readout, input, pool)
     ``cycles_per_synop / simd_width``; neuron updates ``cycles_per_neuron_update / simd_width``;
-    gate MACs ``cycles_per_gate_op / simd_width``; every input event ``cycles_per_event``; every
+    gate MACs ``cycles_per_gate_op / simd_width`` (the small non-spiking MLPs: also
+    ``cycles_per_gate_row`` per visited row, ``cycles_per_gate_call`` per run,
+    ``cycles_per_gate_select`` per top-k selection, ``cycles_per_gate_act[act]`` per hidden
+    unit); every input event ``cycles_per_event``; every
     visit of a run of open units by an event (``segment``) ``cycles_per_segment`` (or the weight
     dtype's ``cycles_per_segment_dtype``); and every task ``cycles_per_task``.
     """
@@ -37,6 +40,14 @@ class ThroughputCore(CoreModel):
             return s.cycles_per_neuron_update / s.simd_width
         if base == "gate_op":
             return s.cycles_per_gate_op / s.simd_width
+        if base == "gate_row":
+            return s.cycles_per_gate_row
+        if base == "gate_call":
+            return s.cycles_per_gate_call
+        if base == "gate_select":
+            return s.cycles_per_gate_select
+        if base == "gate_act":
+            return s.cycles_per_gate_act.get(kind.split(".", 1)[1] if "." in kind else "", 0.0)
         if base == "event":
             return s.cycles_per_event
         if base == "segment":

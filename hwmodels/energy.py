@@ -9,12 +9,15 @@ import numpy as np
 from hwmodels.core import op_base
 from hwmodels.spec import HardwareSpec, Priced
 
-#: operation kinds priced as one fp32 add (element-wise bookkeeping of the program)
-FP32_ADD_KINDS = ("readout_op", "input_op", "pool_op")
+#: operation kinds priced as one fp32 add (element-wise bookkeeping of the program; a relu
+#: is one compare)
+FP32_ADD_KINDS = ("readout_op", "input_op", "pool_op", "gate_act.relu")
 
 
 def op_price(spec: HardwareSpec, kind: str) -> Priced | None:
-    """The price of one operation of ``kind`` (None: not priced, e.g. event decoding)."""
+    """The price of one operation of ``kind`` (None: not priced: control work such as event
+    decoding, loop setup, the gate's selection, and the sigmoid, whose energy the static power
+    over its time covers)."""
     e = spec.energy
     base = op_base(kind)
     dtype = kind.split(".", 1)[1] if "." in kind else "fp32"
@@ -26,7 +29,7 @@ def op_price(spec: HardwareSpec, kind: str) -> Priced | None:
         return e.neuron_update
     if base == "gate_op":
         return e.gate_op
-    if base in FP32_ADD_KINDS:
+    if base in FP32_ADD_KINDS or kind in FP32_ADD_KINDS:
         return e.synop["fp32"]
     return None
 

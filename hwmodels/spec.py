@@ -75,6 +75,20 @@ class CoreSpec(Strict):
     cycles_per_gate_op: float = Field(1.0, gt=0.0, description="Cycles per MAC "
                                       "instruction of the small non-spiking MLPs: the gate "
                                       "and a task-specialized ensemble's aggregator.")
+    cycles_per_gate_row: float = Field(0.0, ge=0.0, description="Fixed cycles per row a "
+                                       "small non-spiking MLP visits (one per non-zero input "
+                                       "of each of its layers, and the bias row): the short "
+                                       "accumulate loop's setup and tail.")
+    cycles_per_gate_call: float = Field(0.0, ge=0.0, description="Fixed cycles per run of a "
+                                        "small non-spiking MLP (the gate, the aggregator): "
+                                        "the call and the zeroing of its accumulators.")
+    cycles_per_gate_select: float = Field(0.0, ge=0.0, description="Fixed cycles of the "
+                                          "gate's top-k selection and group lookup, once per "
+                                          "inference.")
+    cycles_per_gate_act: dict[Literal["relu", "sigmoid"], Annotated[float, Field(
+        ge=0.0)]] = Field(default_factory=dict, description="Per activation, cycles per hidden "
+                          "unit of a small non-spiking MLP (the activation and the test that "
+                          "skips a zero); activations not listed cost nothing.")
     cycles_per_synop_dtype: dict[Literal["fp32", "fp16", "int8"], Annotated[float, Field(
         gt=0.0)]] = Field(default_factory=dict, description="Per weight dtype, cycles per "
                           "synaptic-accumulate instruction where it differs from "

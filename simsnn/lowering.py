@@ -20,7 +20,8 @@ from simsnn.replay import _pool_any
 from simsnn.trace import SpikeTrace
 
 BASE_OPS = ("event", "synop", "mac", "neuron_update", "readout_op", "input_op", "pool_op",
-            "gate_op", "segment")
+            "gate_op", "segment", "gate_row", "gate_call", "gate_select", "gate_act.relu",
+            "gate_act.sigmoid")
 
 
 def op_kinds(dtype: str) -> tuple[str, ...]:
@@ -161,22 +162,56 @@ class _Lowerer:
             offset += nz
             self.b.task(ph, c, parts, {"input_op": z - a})
 
-    def gate_phase(self, sample: int, net: Network, feature_region: str) -> None:
+    def _small_mlp(self, region: str, n_in: int, rows_in: np.ndarray, hidden: int,
+                   n_out: int, act: str | None) -> tuple[list[tuple], dict[str, float]]:
+        """Reads and operations of the compiled small MLP (measure_kernels.gate_mlp) stored
+        at ``region`` (w1 (n_in, hidden), b1, then for a two-layer MLP w2 (hidden, n_out),
+        b2): one weight row per non-zero input (``rows_in``, ascending) and the bias row;
+        with ``act``, the activation of every hidden unit and a row of w2 for each non-zero
+        one. The trace does not hold the hidden values, so every hidden unit counts as
+        non-zero (exact for a sigmoid, an upper bound for a relu)."""
+        wbase, _ = self.lay.regions[region]
+        wb = self.wb
+        w1_row = hidden * wb
+        b1 = wbase + n_in * w1_row
+        parts = [(wbase + rows_in * w1_row, np.full(rows_in.shape, w1_row), False),
+                 (np.array([b1]), np.array([w1_row]), False)]
+        ops = {"gate_call": 1, "gate_row": rows_in.shape[0] + 1,
+               "gate_op": (rows_in.shape[0] + 1) * hidden}
+        if act is not None:
+            w2 = b1 + w1_row
+            parts.append((np.array([w2]), np.array([(hidden + 1) * n_out * wb]), False))
+            ops["gate_row"] += hidden + 1
+            ops["gate_op"] += (hidden + 1) * n_out
+            ops[f"gate_act.{act}"] = hidden
+        return parts, ops
+
+    def gate_phase(self, sample: int, net: Network, feature_region: str,
+                   nonzero: np.ndarray) -> None:
+        """The gate, once per inference: its features (``nonzero`` marks those not zero),
+        its small MLP over the non-zero ones, then the top-k selection."""
         g = net.gate
         ph = self.b.phase("gate", sample, -1, self._layer_id("gate"))
         fb, _ = self.lay.regions[feature_region]
-        wbase, wlen = self.lay.regions["gate.weights"]
-        parts = [(np.array([fb]), np.array([4 * g.num_features]), False),
-                 (np.array([wbase]), np.array([wlen]), False)]
-        self.b.task(ph, 0, parts, {"gate_op": g.n_params})
+        parts = [(np.array([fb]), np.array([4 * g.num_features]), False)]
+        ops: dict[str, float] = {}
+        if g.kind != "oracle":
+            mlp = g.kind == "mlp"
+            more, ops = self._small_mlp("gate.weights", g.num_features,
+                                        np.nonzero(nonzero)[0], g.hidden if mlp else
+                                        g.num_classes, g.num_classes, "relu" if mlp else None)
+            parts += more
+            ops["gate_select"] = 1
+        self.b.task(ph, 0, parts, ops)
 
     def aggregator_phase(self, sample: int, net: Ensemble) -> None:
-        """The ensemble's aggregator MLP on the members' scores, once per inference (priced
-        per MAC like the gate: a small non-spiking MLP)."""
+        """The ensemble's aggregator MLP on the members' scores, once per inference (the
+        scores are never exactly zero: every input row is read)."""
+        a = net.aggregator
         ph = self.b.phase("aggregator", sample, -1, self._layer_id("aggregator"))
-        wbase, wlen = self.lay.regions["aggregator"]
-        self.b.task(ph, 0, [(np.array([wbase]), np.array([wlen]), False)],
-                    {"gate_op": net.aggregator.n_params})
+        parts, ops = self._small_mlp("aggregator", a.in_features, np.arange(a.in_features),
+                                     a.hidden, a.out_features, a.activation)
+        self.b.task(ph, 0, parts, ops)
 
     def synaptic_phase(self, sample: int, t: int, ll: LayerLayout, ev_region: tuple[int, int],
                        ev_bytes: int, x_t: np.ndarray, active: np.ndarray,
@@ -348,7 +383,11 @@ def lower(net: AnyNetwork, trace: SpikeTrace, cores: int = 1,
             for i, ll in enumerate(layers):
                 if member.gate is not None and i == member.gate.position:
                     feat = "input" if i == 0 else "gate.features"
-                    phases.append((order, -1, lw.gate_phase, (b, member, feat)))
+                    # the features: the input (its values, or with rate coding the pixels
+                    # that spiked), or an earlier layer's spike rates: non-zero where any
+                    # step has an event
+                    nz = np.asarray(cur).reshape(T, -1).any(axis=0)
+                    phases.append((order, -1, lw.gate_phase, (b, member, feat, nz)))
                     order += 1
                 layer = ll.layer
                 if ll.kind in ("dense", "conv", "readout"):

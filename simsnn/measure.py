@@ -197,8 +197,7 @@ class MeasuredProgram:
             g, v = self.gate
             scores = mk.gate_mlp(static_x, v["w1"], v["b1"], v["w2"], v["b2"], g.kind == "mlp",
                                  False, buf["bits"][0])
-            top = np.argsort(-scores, kind="stable")[: g.top_k]
-            groups = g.class_to_groups[top].any(axis=0)
+            groups = select_groups(scores, g.class_to_groups, g.top_k)
             t0 = _lap(timer, "gate", t0)
         outs = []
         for _, progs in self.members:
@@ -247,6 +246,12 @@ class MeasuredProgram:
                 "spk": np.zeros((self.cores, T, self.max_units), np.int64),
                 "spk_n": np.zeros((self.cores, T), np.int64),
                 "bits": np.zeros((self.cores, max(self.max_units, 1024)), np.uint32)}
+
+
+def select_groups(scores: np.ndarray, class_to_groups: np.ndarray, top_k: int) -> np.ndarray:
+    """The gate's decision: the groups (bool) of its ``top_k`` best-scored classes."""
+    top = np.argsort(-scores, kind="stable")[:top_k]
+    return class_to_groups[top].any(axis=0)
 
 
 def run_measured(prog: MeasuredProgram, inputs: np.ndarray, seed: int = 0,

@@ -13,8 +13,8 @@ timed passes, with the spread (max - min) / best:
   vector loop's setup and tail for that weight width);
 - neuron update: the same layer with no events (bias store + LIF update per unit and step);
 - event: events against a one-unit segment (decode, row lookup, loop setup);
-- gate op: an mlp gate 784-256-10 (fp16) scoring dense features, then its top-k selection,
-  per multiply-accumulate;
+- the small MLPs (gate, aggregator): per MAC, per visited row, per call, per hidden unit's
+  activation (relu, sigmoid) and the gate's top-k selection (see :func:`_mlp_costs`);
 - parallel efficiency: the same per-core accumulate work on one thread, then on all cores at
   once;
 - task: a one-unit layer with no events, through the whole driver (kernel dispatch, segment
@@ -107,7 +107,7 @@ def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
                                  "per_event_by_width_s": dict(zip(widths, per_ev))}
         seg = max(a - per_event, 0.0)
         out[f"segment.{dtype}"] = {"seconds": seg, "spread": sp_max, "cycles": seg * clock_hz}
-    out["gate_op"] = _gate_cost(clock_hz, simd_width, repeat, inner)
+    out.update(_mlp_costs(clock_hz, simd_width, repeat, inner))
     out["task"] = _task_overhead(clock_hz, repeat, inner)
     out["sync"] = _sync_overhead(clock_hz, repeat, inner, cores, out["task"]["seconds"])
     out["parallel"] = time_parallel_efficiency(repeat, inner, cores)
@@ -116,27 +116,72 @@ def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
     return out
 
 
-def _gate_cost(clock_hz: float, simd_width: int, repeat: int, inner: int) -> dict:
-    """An mlp gate 784-256-10 with fp16 weights and dense features, as the program runs it
-    (the compiled scores, then the top-k selection): seconds per gate MAC."""
-    import numpy as np
-
+def _mlp_costs(clock_hz: float, simd_width: int, repeat: int, inner: int) -> dict:
+    """The small non-spiking MLPs (gate, aggregator) as the program runs them
+    (measure_kernels.gate_mlp on fp16 weights, then the gate's top-k selection):
+    - per row of H weights, from a one-layer MLP over 512 non-zero inputs minus the same with
+      zero inputs, for H = 10 ... 1024, fitted as a + b H: ``gate_op`` (b, per MAC) and
+      ``gate_row`` (a, the short loop's setup and tail);
+    - ``gate_call``: a call with zero inputs (one 16-wide bias row, priced by the fit, aside);
+    - ``gate_act.relu``: a two-layer relu MLP 1-512-16 whose hidden values are all negative
+      over its first layer alone, per hidden unit (less the second layer's bias row);
+      ``gate_act.sigmoid``: the relu's plus what a sigmoid MLP adds over a relu one when all
+      hidden values are positive (the same rows visited);
+    - ``gate_select``: the top-k selection (10 classes, top 2, 5 groups)."""
+    from simsnn.measure import select_groups
     rng = np.random.default_rng(0)
-    w1 = (rng.standard_normal((784, 256)) * 0.05).astype(np.float16).view(np.uint16)
-    b1 = np.zeros(256, np.float16).view(np.uint16)
-    w2 = (rng.standard_normal((256, 10)) * 0.05).astype(np.float16).view(np.uint16)
-    b2 = np.zeros(10, np.float16).view(np.uint16)
-    feat = rng.random(784).astype(np.float32)
     bits = np.zeros(1024, np.uint32)
-    groups = np.zeros((10, 5), bool)
 
-    def call():
-        sc = mk.gate_mlp(feat, w1, b1, w2, b2, True, False, bits)
-        groups[np.argsort(-sc, kind="stable")[:2]].any(axis=0)
-    best, spread = _best_of(call, inner, repeat)
-    per_mac = best / (784 * 256 + 256 + 256 * 10 + 10)
-    return {"seconds": per_mac, "spread": spread,
-            "cycles_per_instruction": per_mac * clock_hz * simd_width}
+    def f16(shape, scale=0.05, shift=0.0):
+        return (rng.standard_normal(shape) * scale + shift).astype(np.float16).view(np.uint16)
+
+    def mlp_call(feat, w1, b1, w2, b2, mlp, sigmoid):  # calls of a few us: 10x more
+        return _best_of(lambda: mk.gate_mlp(feat, w1, b1, w2, b2, mlp, sigmoid, bits),
+                        inner * 10, repeat)
+
+    n_in = 512
+    feat = rng.random(n_in).astype(np.float32) + np.float32(0.1)
+    zero = np.zeros(n_in, np.float32)
+    widths = (10, 32, 128, 512, 1024)
+    per_row, sp_max = [], 0.0
+    none = np.zeros((0, 0), np.uint16), np.zeros(0, np.uint16)
+    for h in widths:
+        w1, b1 = f16((n_in, h)), f16(h)
+        s_on, sp = mlp_call(feat, w1, b1, *none, False, False)
+        s_off, _ = mlp_call(zero, w1, b1, *none, False, False)
+        per_row.append(max(s_on - s_off, 0.0) / n_in)
+        sp_max = max(sp_max, sp)
+    b, a = np.polyfit(np.array(widths, float), np.array(per_row), 1)
+    mac, row = max(float(b), 1e-15), max(float(a), 0.0)
+    out = {"gate_op": {"seconds": mac, "spread": sp_max,
+                       "cycles_per_instruction": mac * clock_hz * simd_width,
+                       "per_row_by_width_s": dict(zip(widths, per_row))},
+           "gate_row": {"seconds": row, "spread": sp_max, "cycles": row * clock_hz}}
+    s_call, sp = mlp_call(zero[:16], f16((16, 16)), f16(16), *none, False, False)
+    call = max(s_call - row - 16 * mac, 0.0)
+    out["gate_call"] = {"seconds": call, "spread": sp, "cycles": call * clock_hz}
+    hidden, n_out = 512, 16
+    one = np.ones(1, np.float32)
+    w1 = f16((1, hidden))
+    w2, b2 = f16((hidden, n_out)), f16(n_out)
+    # relu: all hidden values negative, so no second-layer row but its bias row
+    b1 = f16(hidden, 0.05, -4.0)
+    s_lin, _ = mlp_call(one, w1, b1, *none, False, False)
+    s_two, sp = mlp_call(one, w1, b1, w2, b2, True, False)
+    relu = max(s_two - s_lin - (row + n_out * mac), 0.0) / hidden
+    out["gate_act.relu"] = {"seconds": relu, "spread": sp, "cycles": relu * clock_hz}
+    # sigmoid: all hidden values positive, against the relu on the same (every row visited)
+    b1 = f16(hidden, 0.05, 4.0)
+    s_relu, _ = mlp_call(one, w1, b1, w2, b2, True, False)
+    s_sig, sp = mlp_call(one, w1, b1, w2, b2, True, True)
+    sig = relu + max(s_sig - s_relu, 0.0) / hidden
+    out["gate_act.sigmoid"] = {"seconds": sig, "spread": sp, "cycles": sig * clock_hz}
+    scores = rng.random(10).astype(np.float32)
+    c2g = np.zeros((10, 5), bool)
+    c2g[np.arange(10), np.arange(10) // 2] = True
+    s_sel, sp = _best_of(lambda: select_groups(scores, c2g, 2), inner * 10, repeat)
+    out["gate_select"] = {"seconds": s_sel, "spread": sp, "cycles": s_sel * clock_hz}
+    return out
 
 
 def _task_overhead(clock_hz: float, repeat: int, inner: int, cores: int = 1) -> dict:
@@ -232,6 +277,11 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
             "cycles_per_segment_dtype": {d: prog[f"segment.{d}"]["cycles"]
                                          for d in ("fp32", "fp16")},
             "cycles_per_gate_op": prog["gate_op"]["cycles_per_instruction"],
+            "cycles_per_gate_row": prog["gate_row"]["cycles"],
+            "cycles_per_gate_call": prog["gate_call"]["cycles"],
+            "cycles_per_gate_select": prog["gate_select"]["cycles"],
+            "cycles_per_gate_act": {a: prog[f"gate_act.{a}"]["cycles"]
+                                    for a in ("relu", "sigmoid")},
             "cycles_per_task": prog["task"]["cycles"],
             "cycles_per_sync": prog["sync"]["cycles"],
             "parallel_efficiency": prog["parallel"]["efficiency"]}
@@ -241,13 +291,16 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
            f"(simsnn/program_calibration.py, data in L1): cycles_per_synop (fp32), "
            f"cycles_per_synop_dtype (fp32, fp16 widened from 16-bit patterns), "
            f"cycles_per_neuron_update, cycles_per_event, cycles_per_segment(_dtype), "
-           f"cycles_per_gate_op (an mlp gate 784-256-10 with its top-k selection), "
+           f"the small MLPs' cycles_per_gate_op (per MAC), cycles_per_gate_row, "
+           f"cycles_per_gate_call, cycles_per_gate_act (relu, sigmoid) and "
+           f"cycles_per_gate_select (the gate's top-k selection), "
            f"cycles_per_task (driver cost per layer and time step), cycles_per_sync (what "
            f"{prog['sync']['cores']} threads add to it), parallel_efficiency (each core's "
            f"accumulate speed with all computing at once over its speed alone)")
     rows = ["measured program (simsnn/program_calibration.py):"]
     for k in ("synop.fp32", "synop.fp16", "neuron_update", "event", "segment.fp32",
-              "segment.fp16", "gate_op", "task", "sync"):
+              "segment.fp16", "gate_op", "gate_row", "gate_call", "gate_act.relu",
+              "gate_act.sigmoid", "gate_select", "task", "sync"):
         v = prog[k]
         rows.append(f"  {k:<14} {v['seconds'] * 1e9:10.3f} ns  spread {100 * v['spread']:5.1f} %")
     par = prog["parallel"]

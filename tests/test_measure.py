@@ -104,12 +104,18 @@ def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     from simsnn.program_calibration import calibrate_program, program_overrides
     prog = calibrate_program(3e9, 8, repeat=2, quick=True, cores=2)
     for k in ("synop.fp32", "synop.fp16", "neuron_update", "event", "segment.fp32",
-              "segment.fp16", "gate_op", "task", "sync"):
+              "segment.fp16", "gate_op", "gate_row", "gate_call", "gate_act.relu",
+              "gate_act.sigmoid", "gate_select", "task", "sync"):
         assert prog[k]["seconds"] >= 0 and np.isfinite(prog[k]["seconds"]), k
     assert prog["synop.fp32"]["seconds"] > 0 and prog["task"]["seconds"] > 0
+    # a row of 1024 gate weights costs more than one of 10; a call and a selection cost time
+    rows = prog["gate_op"]["per_row_by_width_s"]
+    assert rows[1024] > rows[10] > 0
+    assert prog["gate_call"]["seconds"] > 0 and prog["gate_select"]["seconds"] > 0
     over, sources, table = program_overrides(prog, "today")
     assert set(over["cycles_per_synop_dtype"]) == {"fp32", "fp16"}
     assert set(over["cycles_per_segment_dtype"]) == {"fp32", "fp16"}
+    assert set(over["cycles_per_gate_act"]) == {"relu", "sigmoid"}
     assert over["cycles_per_task"] > 0 and "measured program" in table
     from hwmodels.spec import CoreSpec
     CoreSpec(count=2, frequency=3e9, **over)  # the fields exist and validate

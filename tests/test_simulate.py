@@ -127,6 +127,50 @@ def test_the_ensemble_aggregator_is_priced_once_per_inference():
     assert gate_op[~tasks].sum() == 0
 
 
+@pytest.mark.parametrize("kind", ["mlp", "linear"])
+def test_the_gate_reads_the_rows_of_its_nonzero_features_only(kind):
+    cfg = make_cfg("gated", input={"shape": [40]}, init="random",
+                   gate={"groups": 3, "top_k": 1, "shared": 0.25, "kind": kind, "hidden": 7})
+    net = simsnn.load_network(cfg)
+    x = np.zeros((2, 40), np.float32)
+    x[0, [3, 9, 20]] = 0.5  # three non-zero features, then five
+    x[1, [0, 1, 2, 30, 39]] = 1.0
+    _, tr = simsnn.run_network(net, x, record=True)
+    wl = lower(net, tr, cores=2)
+    gate = [i for i, n in enumerate(wl.phase_names) if n == "gate"]
+    tasks = np.nonzero(np.isin(wl.task_phase, gate))[0]
+    ops = {k: wl.ops[tasks, j] for j, k in enumerate(wl.op_kinds)}
+    C = net.num_classes
+    hidden = 7 if kind == "mlp" else C
+    nnz = np.array([3, 5])
+    second = (hidden + 1) * C if kind == "mlp" else 0
+    assert ops["gate_op"].tolist() == ((nnz + 1) * hidden + second).tolist()
+    rows = nnz + 1 + (hidden + 1 if kind == "mlp" else 0)
+    assert ops["gate_row"].tolist() == rows.tolist()
+    assert ops["gate_call"].tolist() == [1, 1] and ops["gate_select"].tolist() == [1, 1]
+    assert ops["gate_act.relu"].tolist() == ([hidden] * 2 if kind == "mlp" else [0, 0])
+    # the weight rows read: the non-zero features' rows of w1 (and the rest of the MLP)
+    wbase, _ = wl.meta["regions"]["gate.weights"]
+    row_bytes = hidden * (2 if net.weight_dtype == "fp16" else 4)
+    for t, first in zip(tasks, ([3, 9, 20], [0, 1, 2, 30, 39])):
+        a = wl.addr[wl.task_start[t]:wl.task_start[t + 1]]
+        w1 = a[(a >= wbase) & (a < wbase + 40 * row_bytes)]
+        assert ((w1 - wbase) // row_bytes).tolist() == first
+
+
+def test_small_mlp_operations_cost_their_calibrated_cycles():
+    from hwmodels.core import ThroughputCore
+    hw = tiny_hw()
+    cores = hw.cores.model_copy(update={"cycles_per_gate_row": 3.0, "cycles_per_gate_call": 50,
+                                        "cycles_per_gate_select": 70,
+                                        "cycles_per_gate_act": {"sigmoid": 9.0}})
+    core = ThroughputCore(cores)
+    assert core.cycles_per_op("gate_row") == 3.0 and core.cycles_per_op("gate_call") == 50
+    assert core.cycles_per_op("gate_select") == 70
+    assert core.cycles_per_op("gate_act.sigmoid") == 9.0
+    assert core.cycles_per_op("gate_act.relu") == 0.0  # not listed: free
+
+
 def test_gated_layout_decides_lines_touched():
     cfg = make_cfg("gated", gate={"groups": 4, "top_k": 1, "shared": 0.25,
                                   "assignment": "interleaved"},
