@@ -5,9 +5,10 @@
 
 Accuracy of each model on the 1,000 test images; latency per inference measured on this CPU
 (simsnn measure) and predicted on the hardware profile (simsnn.simulate, exact mode), with
-the method of `simsnn validate` (docs/validation.md): ``--rounds`` rounds per model, each
-re-timing the program's own costs (micro-benchmarks only) and then timing ``--repeat``
-passes; measured = the best pass, each re-timed figure its best over the rounds. Speed-ups
+the method of `simsnn validate` (docs/validation.md): ``--rounds`` rounds, each re-timing
+the program's own costs (micro-benchmarks only) and then timing ``--repeat`` passes of every
+model, the models interleaved; measured = the best pass, each re-timed figure its best over
+the rounds. Speed-ups
 against the first model, measured and predicted, side by side. ``--models`` takes shipped
 names or network YAML paths, e.g. the wide variants of docs/results.md
 (``python -m simsnn.train.shipped --width 3072 --out out/wide``, then
@@ -37,14 +38,19 @@ def main() -> None:
     ds = load_dataset("mnist")
     hw = load_hardware(args.hardware)
     x, y = ds.x_test[: args.samples], ds.y_test[: args.samples]
-    rows = []
+    nets, traces, accs = [], [], []
     for name in args.models:
         net = simsnn.load_network(name)
         scores, _ = simsnn.run_network(net, ds.x_test)
-        acc = float((scores.argmax(1) == ds.y_test).mean())
-        _, trace = simsnn.run_network(net, x, record=True, labels=y)
-        runs, hw_now = timed_rounds(net, x, y, hw, args.cores, rounds=args.rounds,
-                                    max_rounds=args.rounds, settle=0.0, repeat=args.repeat)
+        accs.append(float((scores.argmax(1) == ds.y_test).mean()))
+        traces.append(simsnn.run_network(net, x, record=True, labels=y)[1])
+        nets.append(net)
+    # the models measured interleaved, round by round: drift reaches them alike
+    runs_all, hw_now = timed_rounds([(net, x, y, None) for net in nets], hw, args.cores,
+                                    rounds=args.rounds, max_rounds=args.rounds, settle=0.0,
+                                    repeat=args.repeat)
+    rows = []
+    for net, trace, acc, runs in zip(nets, traces, accs, runs_all):
         m = min(runs, key=lambda r: r["latency"]["best_of_repeats"])
         p = simsnn.simulate(net, trace, hw_now, "exact", args.cores).report
         rows.append({"network": net.name, "family": net.family, "accuracy": acc,

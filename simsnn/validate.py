@@ -101,22 +101,29 @@ def _program_costs(hw, cores: int) -> dict:
     return over
 
 
-def timed_rounds(net, xs, y, hw, cores: int, *, rounds: int, max_rounds: int, settle: float,
-                 recalibrate: bool = True, layout=None, warmup: int = 1, repeat: int = 5,
-                 seed: int = 0) -> tuple[list[dict], object]:
-    """Rounds of (re-time the program's costs, measure ``repeat`` passes): at least
-    ``rounds``, then more up to ``max_rounds`` until no best-of figure improves by more than
-    ``settle``. Returns (the measurements of every round, ``hw`` with each re-timed cost at
-    its best over the rounds)."""
+def timed_rounds(jobs: list[tuple], hw, cores: int, *, rounds: int, max_rounds: int,
+                 settle: float, recalibrate: bool = True, warmup: int = 1, repeat: int = 5,
+                 seed: int = 0) -> tuple[list[list[dict]], object]:
+    """Rounds of (re-time the program's costs, measure ``repeat`` passes of every job), the
+    jobs interleaved so that the machine's drift reaches all of them alike (each round starts
+    one job later); a job is (network, inputs, labels, layout). At least ``rounds`` rounds,
+    then more up to ``max_rounds`` until no best-of figure improves by more than ``settle``.
+    Returns (per job, the measurements of every round; ``hw`` with each re-timed cost at its
+    best over the rounds)."""
     from simsnn.measure import measure
-    costs, runs = [], []
+    costs: list[dict] = []
+    runs: list[list[dict]] = [[] for _ in jobs]
     while True:
         if recalibrate:
             costs.append(_program_costs(hw, cores))
-        runs.append(measure(net, xs, y, cores=cores, layout=layout, warmup=warmup,
-                            repeat=repeat, seed=seed))
-        if len(runs) >= rounds and (len(runs) >= max_rounds or
-                                    _settled(runs, costs, settle)):
+        n, r = len(jobs), len(runs[0])
+        for k in range(n):
+            net, xs, y, layout = jobs[(k + r) % n]
+            runs[(k + r) % n].append(measure(net, xs, y, cores=cores, layout=layout,
+                                             warmup=warmup, repeat=repeat, seed=seed))
+        done = len(runs[0])
+        if done >= rounds and (done >= max_rounds or
+                               all(_settled(r, costs, settle) for r in runs)):
             break
     if not costs:
         return runs, hw
@@ -177,8 +184,10 @@ def run_validation(cfg: ValidationConfig, source: str | Path, out_dir: str | Pat
     hw = load_hardware(hw_ref if hw_ref.exists() else cfg.hardware)
     ds = load_dataset(cfg.dataset, seed=cfg.seed)
     x, y = ds.x_test[: cfg.samples], ds.y_test[: cfg.samples]
-    rows: list[dict] = []
     started = time.perf_counter()
+    # every (point, input scale, cores); those of one comparison group at the same input
+    # scale and cores are measured together, interleaved round by round
+    batches: dict[tuple, list[dict]] = {}
     for point in cfg.points:
         net = _network(point, base)
         for scale in point.input_scale:
@@ -190,33 +199,22 @@ def run_validation(cfg: ValidationConfig, source: str | Path, out_dir: str | Pat
                     raise ConfigError(str(source), f"points[{point.name}].cores",
                                       f"{cores} cores, the hardware profile has "
                                       f"{hw.cores.count}")
-                runs, hw_point = timed_rounds(
-                    net, xs, y, hw, cores, rounds=cfg.rounds, max_rounds=cfg.max_rounds,
-                    settle=cfg.settle, recalibrate=cfg.recalibrate, layout=point.layout,
-                    warmup=cfg.warmup, repeat=cfg.repeat, seed=cfg.seed)
-                m = min(runs, key=lambda r: r["latency"]["best_of_repeats"])
-                passes = np.concatenate([r["latency"]["per_repeat"] for r in runs])
-                pred = simsnn.simulate(net, trace, hw_point, cfg.memory_mode, cores,
-                                       point.layout)
-                rep = pred.report
-                row = {"point": point.name, "group": point.group,
-                       "network": net.name, "family": net.family, "cores": cores,
-                       "input_scale": scale, "firing_rate": rate,
-                       "accuracy": m["accuracy"],
-                       # best of the passes: on a shared machine noise only adds time
-                       "measured_s": m["latency"]["best_of_repeats"],
-                       "measured_median_s": float(np.median(passes)),
-                       "measured_spread": float((passes.max() - passes.min())
-                                                / np.median(passes)),
-                       "predicted_s": rep["latency_s"],
-                       "predicted_compute_share": rep["latency"]["compute_share"],
-                       "error_pct": (rep["latency_s"] - m["latency"]["best_of_repeats"])
-                       / m["latency"]["best_of_repeats"] * 100,
-                       "program_bytes": m["program_bytes"]}
-                rows.append(row)
-                log(f"{point.name:<24} cores {cores} scale {scale:<4g} measured "
-                    f"{1e3 * row['measured_s']:8.3f} ms  predicted {1e3 * row['predicted_s']:8.3f}"
-                    f" ms  error {row['error_pct']:+6.1f}%")
+                key = (point.group or f"point:{point.name}", scale, cores)
+                batches.setdefault(key, []).append(
+                    {"point": point, "net": net, "xs": xs, "trace": trace, "rate": rate,
+                     "scale": scale, "cores": cores})
+    rows: list[dict] = []
+    for (_, _, cores), units in batches.items():
+        runs_all, hw_point = timed_rounds(
+            [(u["net"], u["xs"], y, u["point"].layout) for u in units], hw, cores,
+            rounds=cfg.rounds, max_rounds=cfg.max_rounds, settle=cfg.settle,
+            recalibrate=cfg.recalibrate, warmup=cfg.warmup, repeat=cfg.repeat, seed=cfg.seed)
+        for u, runs in zip(units, runs_all):
+            rows.append(_row(u, runs, hw_point, cfg.memory_mode))
+            r = rows[-1]
+            log(f"{r['point']:<24} cores {cores} scale {r['input_scale']:<4g} measured "
+                f"{1e3 * r['measured_s']:8.3f} ms  predicted {1e3 * r['predicted_s']:8.3f}"
+                f" ms  error {r['error_pct']:+6.1f}%")
     stats = error_stats([r["predicted_s"] for r in rows], [r["measured_s"] for r in rows])
     per_cores = {str(c): error_stats([r["predicted_s"] for r in rows if r["cores"] == c],
                                      [r["measured_s"] for r in rows if r["cores"] == c])
@@ -234,6 +232,26 @@ def run_validation(cfg: ValidationConfig, source: str | Path, out_dir: str | Pat
     summary["plot"] = _plot(out / "predicted_vs_measured.png", rows, summary)
     write_json_atomic(out / "summary.json", summary)
     return summary
+
+
+def _row(u: dict, runs: list[dict], hw, memory_mode: str) -> dict:
+    """One point's row: the best pass of its rounds against the prediction on ``hw``."""
+    import simsnn
+    net, point = u["net"], u["point"]
+    m = min(runs, key=lambda r: r["latency"]["best_of_repeats"])
+    best = m["latency"]["best_of_repeats"]
+    passes = np.concatenate([r["latency"]["per_repeat"] for r in runs])
+    rep = simsnn.simulate(net, u["trace"], hw, memory_mode, u["cores"], point.layout).report
+    return {"point": point.name, "group": point.group, "network": net.name,
+            "family": net.family, "cores": u["cores"], "input_scale": u["scale"],
+            "firing_rate": u["rate"], "accuracy": m["accuracy"],
+            # best of the passes: on a shared machine noise only adds time
+            "measured_s": best, "measured_median_s": float(np.median(passes)),
+            "measured_spread": float((passes.max() - passes.min()) / np.median(passes)),
+            "rounds": len(runs), "predicted_s": rep["latency_s"],
+            "predicted_compute_share": rep["latency"]["compute_share"],
+            "error_pct": (rep["latency_s"] - best) / best * 100,
+            "program_bytes": m["program_bytes"]}
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

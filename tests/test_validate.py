@@ -67,6 +67,26 @@ def test_family_ranking_compares_within_groups():
     assert fr["all_right"] is False
 
 
+def test_rounds_interleave_the_jobs_and_rotate_their_order(monkeypatch):
+    import simsnn.measure
+    from simsnn.validate import timed_rounds
+    order = []
+    times = {"a": [3.0, 2.0, 2.0, 2.0], "b": [5.0, 5.0, 4.0, 4.0]}
+
+    def fake(net, xs, y, **kw):
+        order.append(net)
+        t = times[net][sum(1 for o in order if o == net) - 1]
+        return {"latency": {"best_of_repeats": t}}
+    monkeypatch.setattr(simsnn.measure, "measure", fake)
+    runs, hw = timed_rounds([("a", None, None, None), ("b", None, None, None)], "hw", 1,
+                            rounds=2, max_rounds=8, settle=0.02, recalibrate=False)
+    assert hw == "hw"
+    # each round starts one job later; a improves in round 2, b in round 3, nothing in 4
+    assert order == ["a", "b", "b", "a", "a", "b", "b", "a"]
+    assert [len(r) for r in runs] == [4, 4]
+    assert [r["latency"]["best_of_repeats"] for r in runs[1]] == times["b"]
+
+
 def _tiny(tmp_path, **over):
     net = {"version": 1, "kind": "network", "name": "tiny", "family": "dense",
            "num_classes": 10, "input": {"shape": [784], "coding": "direct"},
@@ -97,6 +117,9 @@ def test_validate_writes_points_plot_and_summary(tmp_path, capsys):
     assert all(p["measured_s"] > 0 and p["predicted_s"] > 0 for p in pts)
     assert s["measured_spread_median"] == np.median([p["measured_spread"] for p in pts])
     assert all(p["measured_s"] <= p["measured_median_s"] for p in pts)  # best of the passes
+    # the group's points at the same scale and cores were measured together, round by round
+    same = [p["rounds"] for p in pts if p["input_scale"] == 1.0]
+    assert len(same) == 2 and same[0] == same[1] >= 3
     assert (out / "points.csv").read_text().splitlines()[0].startswith("point,")
     assert (out / "predicted_vs_measured.png").stat().st_size > 1000
     assert "MAPE" in capsys.readouterr().out
