@@ -48,7 +48,11 @@ def error_stats(predicted, measured) -> dict:
 
 def family_ranking(rows: list[dict]) -> dict:
     """Within each comparison group (same ``group``, cores and input scale) holding several
-    families: is the predicted order of latencies the measured one?"""
+    families: is the predicted order of latencies the measured one? Each pair of points is
+    also checked on its own, and marked *resolved* when the measured latencies differ by more
+    than the uncertainty of either best-of measurement (``measured_uncertainty``: the gap
+    between its best and second-best round); a pair inside that is a tie the measurement
+    cannot order."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         if r.get("group"):
@@ -59,10 +63,26 @@ def family_ranking(rows: list[dict]) -> dict:
             continue
         by_pred = [r["point"] for r in sorted(rs, key=lambda r: r["predicted_s"])]
         by_meas = [r["point"] for r in sorted(rs, key=lambda r: r["measured_s"])]
+        pairs = []
+        for i, a in enumerate(rs):
+            for b in rs[i + 1:]:
+                gap = abs(a["measured_s"] - b["measured_s"]) / min(a["measured_s"],
+                                                                   b["measured_s"])
+                noise = max(a.get("measured_uncertainty", 0.0),
+                            b.get("measured_uncertainty", 0.0))
+                pairs.append({"points": [a["point"], b["point"]], "measured_gap": gap,
+                              "resolved": bool(gap > noise),
+                              "right": bool((a["predicted_s"] < b["predicted_s"]) ==
+                                            (a["measured_s"] < b["measured_s"]))})
         checks.append({"group": key[0], "cores": key[1], "input_scale": key[2],
                        "predicted_order": by_pred, "measured_order": by_meas,
-                       "right": by_pred == by_meas})
-    return {"checks": checks, "all_right": bool(checks) and all(c["right"] for c in checks)}
+                       "right": by_pred == by_meas, "pairs": pairs,
+                       "right_where_resolved": all(p["right"] for p in pairs
+                                                   if p["resolved"])})
+    return {"checks": checks, "all_right": bool(checks) and all(c["right"] for c in checks),
+            "all_right_where_resolved": bool(checks) and all(c["right_where_resolved"]
+                                                             for c in checks),
+            "ties": sum(not p["resolved"] for c in checks for p in c["pairs"])}
 
 
 def _network(point: ValidationPoint, base: Path):
@@ -240,6 +260,7 @@ def _row(u: dict, runs: list[dict], hw, memory_mode: str) -> dict:
     net, point = u["net"], u["point"]
     m = min(runs, key=lambda r: r["latency"]["best_of_repeats"])
     best = m["latency"]["best_of_repeats"]
+    bests = sorted(r["latency"]["best_of_repeats"] for r in runs)
     passes = np.concatenate([r["latency"]["per_repeat"] for r in runs])
     rep = simsnn.simulate(net, u["trace"], hw, memory_mode, u["cores"], point.layout).report
     return {"point": point.name, "group": point.group, "network": net.name,
@@ -248,6 +269,8 @@ def _row(u: dict, runs: list[dict], hw, memory_mode: str) -> dict:
             # best of the passes: on a shared machine noise only adds time
             "measured_s": best, "measured_median_s": float(np.median(passes)),
             "measured_spread": float((passes.max() - passes.min()) / np.median(passes)),
+            # how far the best-of figure moves between rounds: the second-best round's gap
+            "measured_uncertainty": (bests[1] - best) / best if len(bests) > 1 else 0.0,
             "rounds": len(runs), "predicted_s": rep["latency_s"],
             "predicted_compute_share": rep["latency"]["compute_share"],
             "error_pct": (rep["latency_s"] - best) / best * 100,
@@ -304,6 +327,10 @@ def summary_text(summary: dict) -> str:
     s = summary
     fr = s["family_ranking"]
     rank = "n/a" if not fr["checks"] else ("right" if fr["all_right"] else "WRONG")
+    if fr["checks"] and not fr["all_right"]:
+        rank += (" (right in every pair the measurement resolves; " if
+                 fr["all_right_where_resolved"] else " (also where the measurement resolves; ")
+        rank += f"{fr['ties']} measured tie(s))"
     return (f"{s['n_points']} points: latency MAPE {s['latency_mape_pct']:.1f} %, max error "
             f"{s['max_error_pct']:.1f} %, bias {s['bias_pct']:+.1f} %, Spearman "
             f"{s['spearman']:.3f}, family ranking {rank}; median spread of the measured "

@@ -65,6 +65,15 @@ def test_family_ranking_compares_within_groups():
     assert [c["right"] for c in fr["checks"]] == [True, False]
     assert fr["checks"][0]["measured_order"] == ["x", "t", "d"]
     assert fr["all_right"] is False
+    assert fr["all_right_where_resolved"] is False and fr["ties"] == 0  # no uncertainty given
+    # a measured gap of 100 % inside an uncertainty of 150 %: a tie, not a wrong ranking
+    for r in rows:
+        if r["cores"] == 2:
+            r["measured_uncertainty"] = 1.5
+    fr = family_ranking(rows)
+    assert fr["all_right"] is False and fr["all_right_where_resolved"] is True
+    assert fr["ties"] == 1 and fr["checks"][1]["pairs"][0]["resolved"] is False
+    assert fr["checks"][0]["pairs"][0]["measured_gap"] == pytest.approx(0.8 / 2.5)
 
 
 def test_rounds_interleave_the_jobs_and_rotate_their_order(monkeypatch):
