@@ -136,14 +136,15 @@ def timed_rounds(jobs: list[tuple], hw, cores: int, *, rounds: int, max_rounds: 
     while True:
         if recalibrate:
             costs.append(_program_costs(hw, cores))
-        n, r = len(jobs), len(runs[0])
-        for k in range(n):
-            net, xs, y, layout = jobs[(k + r) % n]
-            runs[(k + r) % n].append(measure(net, xs, y, cores=cores, layout=layout,
-                                             warmup=warmup, repeat=repeat, seed=seed))
+        first = len(runs[0])  # this round starts with job first % n
+        for k in range(len(jobs)):
+            j = (first + k) % len(jobs)
+            net, xs, y, layout = jobs[j]
+            runs[j].append(measure(net, xs, y, cores=cores, layout=layout, warmup=warmup,
+                                   repeat=repeat, seed=seed))
         done = len(runs[0])
         if done >= rounds and (done >= max_rounds or
-                               all(_settled(r, costs, settle) for r in runs)):
+                               all(_settled(job, costs, settle) for job in runs)):
             break
     if not costs:
         return runs, hw
