@@ -12,6 +12,11 @@ def op_base(kind: str) -> str:
     return kind.split(".", 1)[0]
 
 
+def op_qualifier(kind: str, default: str) -> str:
+    """'synop.fp16' -> 'fp16'; ``default`` for an unqualified kind."""
+    return kind.split(".", 1)[1] if "." in kind else default
+
+
 class ThroughputCore(CoreModel):
     """cycles = sum over operation kinds of count x cycles per instruction / lanes.
 
@@ -32,8 +37,8 @@ class ThroughputCore(CoreModel):
         s = self.spec
         base = op_base(kind)
         if base in ("synop", "mac"):
-            dtype = kind.split(".", 1)[1] if "." in kind else "fp32"
-            return s.cycles_per_synop_dtype.get(dtype, s.cycles_per_synop) / s.simd_width
+            return s.cycles_per_synop_dtype.get(op_qualifier(kind, "fp32"),
+                                                s.cycles_per_synop) / s.simd_width
         if base in ("readout_op", "input_op", "pool_op"):
             return s.cycles_per_synop / s.simd_width
         if base == "neuron_update":
@@ -47,12 +52,12 @@ class ThroughputCore(CoreModel):
         if base == "gate_select":
             return s.cycles_per_gate_select
         if base == "gate_act":
-            return s.cycles_per_gate_act.get(kind.split(".", 1)[1] if "." in kind else "", 0.0)
+            return s.cycles_per_gate_act.get(op_qualifier(kind, ""), 0.0)
         if base == "event":
             return s.cycles_per_event
         if base == "segment":
-            dtype = kind.split(".", 1)[1] if "." in kind else "fp32"
-            return s.cycles_per_segment_dtype.get(dtype, s.cycles_per_segment)
+            return s.cycles_per_segment_dtype.get(op_qualifier(kind, "fp32"),
+                                                  s.cycles_per_segment)
         raise HardwareError(f"the core model has no cost for operation kind {kind!r}")
 
     def compute_cycles(self, ops: np.ndarray, op_kinds: tuple[str, ...]) -> np.ndarray:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwmodels.core import op_base
+from hwmodels.core import op_base, op_qualifier
 from hwmodels.spec import HardwareSpec, Priced
 
 #: operation kinds priced as one fp32 add (element-wise bookkeeping of the program; a relu
@@ -20,7 +20,7 @@ def op_price(spec: HardwareSpec, kind: str) -> Priced | None:
     over its time covers)."""
     e = spec.energy
     base = op_base(kind)
-    dtype = kind.split(".", 1)[1] if "." in kind else "fp32"
+    dtype = op_qualifier(kind, "fp32")
     if base == "synop":
         return e.synop[dtype]
     if base == "mac":
