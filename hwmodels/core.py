@@ -58,6 +58,9 @@ class ThroughputCore(CoreModel):
         if base == "segment":
             return s.cycles_per_segment_dtype.get(op_qualifier(kind, "fp32"),
                                                   s.cycles_per_segment)
+        if base.startswith("tail") and base[4:].isdigit():
+            table = s.cycles_per_tail_dtype.get(op_qualifier(kind, "fp32"), s.cycles_per_tail)
+            return table.get(int(base[4:]), 0.0)
         raise HardwareError(f"the core model has no cost for operation kind {kind!r}")
 
     def compute_cycles(self, ops: np.ndarray, op_kinds: tuple[str, ...]) -> np.ndarray:

@@ -40,6 +40,10 @@ Watts = Annotated[float, _quantity("watts")]
 BytesPerSecond = Annotated[float, _quantity("bytes_per_second")]
 
 
+#: the remainder blocks a workload counts (``tail{B}`` operation kinds, simsnn's lowering)
+TAIL_BLOCKS = (8, 16, 32, 64)
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -102,6 +106,16 @@ class CoreSpec(Strict):
                           "visit of a run of open units by an event (the vector loop's setup "
                           "and tail for that weight width); dtypes not listed use "
                           "cycles_per_segment.")
+    cycles_per_tail: dict[int, Annotated[float, Field(ge=0.0)]] = Field(
+        default_factory=dict, description="Per block B (8, 16, 32 or 64 elements), extra "
+        "cycles per element of a run of open units past its last full block of B (W mod B "
+        "elements per visited run of W): the compiled accumulate loop's remainder paths (a "
+        "vector body of B, a shorter vector epilogue, a scalar remainder); blocks not listed "
+        "cost nothing.")
+    cycles_per_tail_dtype: dict[Literal["fp32", "fp16", "int8"], dict[int, Annotated[
+        float, Field(ge=0.0)]]] = Field(default_factory=dict, description="Per weight dtype, "
+                                        "cycles_per_tail where it differs; dtypes not "
+                                        "listed use cycles_per_tail.")
     cycles_per_task: float = Field(0.0, ge=0.0, description="Fixed cycles per task (one "
                                    "core's share of a phase): dispatch, loop setup.")
     parallel_efficiency: float = Field(1.0, gt=0.0, le=1.0, description="Share of its "
@@ -117,6 +131,18 @@ class CoreSpec(Strict):
                        "in flight, overlapping their latencies.")
     static_power: PricedPower | None = Field(None, description="Core static power while the "
                                              "workload runs (all cores).")
+
+
+    @field_validator("cycles_per_tail", "cycles_per_tail_dtype")
+    @classmethod
+    def _tail_blocks(cls, v: dict) -> dict:
+        tables = v.values() if v and isinstance(next(iter(v.values())), dict) else [v]
+        for t in tables:
+            bad = sorted(set(t) - set(TAIL_BLOCKS))
+            if bad:
+                raise ValueError(f"remainder blocks must be among {list(TAIL_BLOCKS)}, got "
+                                 f"{bad}")
+        return v
 
 
 class CacheSpec(Strict):

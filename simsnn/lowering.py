@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hwmodels.spec import TAIL_BLOCKS
 from hwmodels.workload import Workload
 from simsnn.config.layout import LayoutConfig
 from simsnn.errors import NetworkError
@@ -19,15 +20,22 @@ from simsnn.network import AnyNetwork, Ensemble, Network
 from simsnn.replay import _pool_any
 from simsnn.trace import SpikeTrace
 
+#: blocks (elements per iteration of a compiled loop's vector body or epilogue) whose
+#: remainders the lowering counts: the elements of a run of W open units past its last full
+#: block of B take a slower path (a shorter vector epilogue, the scalar remainder); ``tail{B}``
+#: counts W mod B per visited run and the core model prices the blocks its hardware file
+#: lists (``cycles_per_tail``), so one workload serves every hardware file
 BASE_OPS = ("event", "synop", "mac", "neuron_update", "readout_op", "input_op", "pool_op",
             "gate_op", "segment", "gate_row", "gate_call", "gate_select", "gate_act.relu",
-            "gate_act.sigmoid")
+            "gate_act.sigmoid") + tuple(f"tail{b}" for b in TAIL_BLOCKS)
+_DTYPED = ("synop", "mac", "segment") + tuple(f"tail{b}" for b in TAIL_BLOCKS)
 
 
 def op_kinds(dtype: str) -> tuple[str, ...]:
-    """Operation kinds of a workload with ``dtype`` weights (synop, mac and segment qualified
-    by dtype: a run's loop setup depends on the weights' width)."""
-    return tuple(f"{k}.{dtype}" if k in ("synop", "mac", "segment") else k for k in BASE_OPS)
+    """Operation kinds of a workload with ``dtype`` weights (synop, mac, segment and the
+    remainder counts qualified by dtype: a run's loop setup and tail depend on the weights'
+    width)."""
+    return tuple(f"{k}.{dtype}" if k in _DTYPED else k for k in BASE_OPS)
 
 
 def segments(pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -280,6 +288,8 @@ class _Lowerer:
                                          (state + 4 * s0, 4 * sl, True))
             # segment: one visit of a run of open units per event (loop setup per row piece)
             ops = {"event": n_ev, op_kind: syn, "segment": n_ev * s0.size}
+            for b in TAIL_BLOCKS:  # elements past each run's last full vector block
+                ops[f"tail{b}"] = n_ev * int((sl % b).sum())
             ops["readout_op" if ll.kind == "readout" else "neuron_update"] = upd
             if spike_pos is not None and pos.size:
                 n_sp = int(np.isin(spike_pos, pos).sum()) if ll.kind != "conv" else \

@@ -101,23 +101,27 @@ def _network(point: ValidationPoint, base: Path):
 
 
 def _program_costs(hw, cores: int) -> dict:
-    """The costs of the measured program timed now (core-field overrides): the one-core
-    figures (quick micro-benchmarks of simsnn.program_calibration at the profile's clock)
-    and, for a point on several cores, the parallel efficiency on that many cores (longer
-    runs: it is the noisiest figure); the sync cost, caches, latencies, bandwidths and
-    energies stay as detected."""
-    from simsnn.program_calibration import (
-        calibrate_program,
-        program_overrides,
-        time_parallel_efficiency,
-    )
+    """The costs of the measured program timed now: the one-core figures (quick
+    micro-benchmarks of simsnn.program_calibration at the profile's clock) and, for a point
+    on several cores, the parallel efficiency on that many cores (longer runs: it is the
+    noisiest figure); the sync cost, caches, latencies, bandwidths and energies stay as
+    detected."""
+    from simsnn.program_calibration import calibrate_program, time_parallel_efficiency
     prog = calibrate_program(hw.cores.frequency, hw.cores.simd_width, repeat=5, quick=True,
                              cores=1)
+    if cores > 1:
+        prog["parallel"] = time_parallel_efficiency(7, 60, cores)
+    return prog
+
+
+def _core_overrides(prog: dict, cores: int) -> dict:
+    """The core fields of :func:`_program_costs`'s figures (no sync cost; the parallel
+    efficiency only for a point on several cores)."""
+    from simsnn.program_calibration import program_overrides
     over, _, _ = program_overrides(prog, "")
     over.pop("cycles_per_sync")
-    over.pop("parallel_efficiency")
-    if cores > 1:
-        over["parallel_efficiency"] = time_parallel_efficiency(7, 60, cores)["efficiency"]
+    if cores < 2:
+        over.pop("parallel_efficiency")
     return over
 
 
@@ -129,13 +133,16 @@ def timed_rounds(jobs: list[tuple], hw, cores: int, *, rounds: int, max_rounds: 
     one job later); a job is (network, inputs, labels, layout). At least ``rounds`` rounds,
     then more up to ``max_rounds`` until no best-of figure improves by more than ``settle``.
     Returns (per job, the measurements of every round; ``hw`` with each re-timed cost at its
-    best over the rounds)."""
+    best over the rounds: simsnn.program_calibration.best_program)."""
     from simsnn.measure import measure
+    from simsnn.program_calibration import best_program
+    progs: list[dict] = []
     costs: list[dict] = []
     runs: list[list[dict]] = [[] for _ in jobs]
     while True:
         if recalibrate:
-            costs.append(_program_costs(hw, cores))
+            progs.append(_program_costs(hw, cores))
+            costs.append(_core_overrides(progs[-1], cores))
         first = len(runs[0])  # this round starts with job first % n
         for k in range(len(jobs)):
             j = (first + k) % len(jobs)
@@ -146,9 +153,10 @@ def timed_rounds(jobs: list[tuple], hw, cores: int, *, rounds: int, max_rounds: 
         if done >= rounds and (done >= max_rounds or
                                all(_settled(job, costs, settle) for job in runs)):
             break
-    if not costs:
+    if not progs:
         return runs, hw
-    return runs, hw.model_copy(update={"cores": hw.cores.model_copy(update=best_costs(costs))})
+    best = _core_overrides(best_program(progs, hw.cores.frequency, hw.cores.simd_width), cores)
+    return runs, hw.model_copy(update={"cores": hw.cores.model_copy(update=best)})
 
 
 def _settled(runs: list[dict], costs: list[dict], tol: float) -> bool:
@@ -163,27 +171,13 @@ def _settled(runs: list[dict], costs: list[dict], tol: float) -> bool:
     if len(costs) < 2:
         return True
     for key, v in costs[-1].items():
-        if key == "parallel_efficiency":
-            continue
+        if key == "parallel_efficiency" or key.startswith("cycles_per_tail"):
+            continue  # not a minimum; small fitted corrections (refitted at the end)
         series = [[c[key][k] for c in costs] for k in v] if isinstance(v, dict) else \
             [[c[key] for c in costs]]
         if any(gain(x) > tol for x in series):
             return False
     return True
-
-
-def best_costs(rounds: list[dict]) -> dict:
-    """Each figure at its best over the rounds: the fewest cycles (per dtype for a mapping),
-    the highest parallel efficiency. On a shared machine noise only makes a core slower,
-    as it only makes a measured pass slower."""
-    best: dict = {}
-    for key in rounds[0]:
-        vals = [r[key] for r in rounds]
-        if isinstance(vals[0], dict):
-            best[key] = {k: min(v[k] for v in vals) for k in vals[0]}
-        else:
-            best[key] = max(vals) if key == "parallel_efficiency" else min(vals)
-    return best
 
 
 def _inputs(x: np.ndarray, scale: float, coding: str) -> np.ndarray:
@@ -338,5 +332,5 @@ def summary_text(summary: dict) -> str:
             f"passes {100 * s['measured_spread_median']:.0f} %")
 
 
-__all__ = ["best_costs", "error_stats", "family_ranking", "run_validation", "spearman",
+__all__ = ["error_stats", "family_ranking", "run_validation", "spearman",
            "summary_text", "timed_rounds"]

@@ -210,6 +210,10 @@ def _drop(*path_and_key):
     (_set("version", 2), "version", "1"),
     (_set("kind", "network"), "kind", "hardware"),
     (_set("memory", {"L1": {}}), "memory", "expected a list"),
+    (_set("cores", "cycles_per_tail", {7: 1.0}), "cores.cycles_per_tail",
+     "must be among [8, 16, 32, 64]"),
+    (_set("cores", "cycles_per_tail_dtype", {"fp16": {8: 1.0, 12: 2.0}}),
+     "cores.cycles_per_tail_dtype", "got [12]"),
 ])
 def test_bad_hardware_names_file_and_field(tmp_path, mutate, field, problem):
     err = _error(tmp_path, mutate)

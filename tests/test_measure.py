@@ -116,9 +116,40 @@ def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     assert set(over["cycles_per_synop_dtype"]) == {"fp32", "fp16"}
     assert set(over["cycles_per_segment_dtype"]) == {"fp32", "fp16"}
     assert set(over["cycles_per_gate_act"]) == {"relu", "sigmoid"}
+    assert set(over["cycles_per_tail"]) == {8, 16, 32, 64}
     assert over["cycles_per_task"] > 0 and "measured program" in table
     from hwmodels.spec import CoreSpec
     CoreSpec(count=2, frequency=3e9, **over)  # the fields exist and validate
+
+
+def test_run_fit_recovers_the_remainder_costs_and_takes_each_widths_best():
+    from simsnn.program_calibration import RUN_WIDTHS, best_program, fit_runs
+    w = np.array(RUN_WIDTHS, float)
+    # 12 ns per run, 0.25 ns per unit, 1.5 ns per unit past a block of 8, 0.3 past one of 32
+    true = 12e-9 + 0.25e-9 * w + 1.5e-9 * (w % 8) + 0.3e-9 * (w % 32)
+    runs = {"widths": list(RUN_WIDTHS), "spread": 0.0, "fp32": true.tolist(),
+            "fp16": (2 * true).tolist()}
+    fit = fit_runs(runs, 2e-9, 1e9, 8)
+    assert fit["synop.fp32"]["seconds"] == pytest.approx(0.25e-9, rel=1e-6)
+    assert fit["segment.fp32"]["seconds"] == pytest.approx(10e-9, rel=1e-6)
+    tail = fit["tail.fp32"]["seconds"]
+    assert tail[8] == pytest.approx(1.5e-9, rel=1e-6) and tail[32] == pytest.approx(0.3e-9)
+    assert tail[16] == pytest.approx(0, abs=1e-15) and tail[64] == pytest.approx(0, abs=1e-15)
+    assert fit["tail.fp16"]["cycles"][8] == pytest.approx(3.0, rel=1e-6)  # 3 ns at 1 GHz
+    # two rounds, each slowed at different widths: the fit of each width's best is the truth
+    slow_a, slow_b = true.copy(), true.copy()
+    slow_a[::2] *= 1.5
+    slow_b[1::2] *= 1.3
+
+    def prog(curve, ev):
+        return {"runs": {"widths": list(RUN_WIDTHS), "spread": 0.1, "fp32": curve.tolist(),
+                         "fp16": (2 * curve).tolist()},
+                "event": {"seconds": ev, "spread": 0.0},
+                "parallel": {"seconds": 1.0, "efficiency": 0.6, "spread": 0.0}}
+    best = best_program([prog(slow_a, 2e-9), prog(slow_b, 3e-9)], 1e9, 8)
+    assert best["event"]["seconds"] == 2e-9
+    assert best["runs"]["fp32"] == pytest.approx(true.tolist())
+    assert best["tail.fp32"]["seconds"][8] == pytest.approx(1.5e-9, rel=1e-6)
 
 
 def test_cli_hw_detect_writes_a_loadable_profile(tmp_path):

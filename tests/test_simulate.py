@@ -171,6 +171,36 @@ def test_small_mlp_operations_cost_their_calibrated_cycles():
     assert core.cycles_per_op("gate_act.relu") == 0.0  # not listed: free
 
 
+def test_each_run_counts_its_elements_past_the_last_full_block():
+    # a 70-unit hidden layer and a 10-unit readout on one core: per input event one run of
+    # 70 (70 mod 8 = 6, mod 16 = 6, mod 32 = 6, mod 64 = 6) and per hidden spike one of 10
+    cfg = make_cfg("dense", num_classes=10, layers=[{"type": "dense", "units": 70},
+                                    {"type": "dense", "units": 10, "spiking": False}])
+    net = simsnn.load_network(cfg)
+    tr = synthesize_trace(net, SynthParams(samples=2, rate=0.3, input_rate=0.4, seed=4))
+    wl = lower(net, tr, cores=1)
+    ops = wl.op_totals()
+    d = net.weight_dtype
+    hidden = [i for i, n in enumerate(wl.phase_names) if n == net.layers[0].name]
+    tasks = np.isin(wl.task_phase, hidden)
+    ev = wl.ops[:, wl.op_kinds.index("event")]
+    n_in, n_hid = ev[tasks].sum(), ev[~tasks].sum()
+    assert n_in > 0 and n_hid > 0
+    for b, rem10 in ((8, 2), (16, 10), (32, 10), (64, 10)):
+        assert ops[f"tail{b}.{d}"] == n_in * (70 % b) + n_hid * rem10
+
+
+def test_run_remainders_cost_the_listed_blocks_only():
+    from hwmodels.core import ThroughputCore
+    hw = tiny_hw()
+    cores = hw.cores.model_copy(update={"cycles_per_tail": {8: 2.0, 32: 0.5},
+                                        "cycles_per_tail_dtype": {"fp16": {8: 3.0}}})
+    core = ThroughputCore(cores)
+    assert core.cycles_per_op("tail8.fp32") == 2.0 and core.cycles_per_op("tail32") == 0.5
+    assert core.cycles_per_op("tail16.fp32") == 0.0  # not listed: free
+    assert core.cycles_per_op("tail8.fp16") == 3.0 and core.cycles_per_op("tail32.fp16") == 0
+
+
 def test_gated_layout_decides_lines_touched():
     cfg = make_cfg("gated", gate={"groups": 4, "top_k": 1, "shared": 0.25,
                                   "assignment": "interleaved"},
@@ -184,8 +214,12 @@ def test_gated_layout_decides_lines_touched():
     scattered = lower(net, tr, 1, LayoutConfig(groups="interleaved"))
     a, b = packed.op_totals(), scattered.op_totals()
     seg_a, seg_b = a.pop("segment.fp32"), b.pop("segment.fp32")
+    tails = [k for k in a if k.startswith("tail")]
+    tail_a, tail_b = [a.pop(k) for k in tails], [b.pop(k) for k in tails]
     assert a == b  # same arithmetic, other addresses
     assert seg_a < seg_b  # contiguous groups: fewer runs of open units per event
+    # ... and fewer units past a run's last full block (runs of 1-2 units here: all a tail)
+    assert all(x <= y for x, y in zip(tail_a, tail_b)) and tail_a[0] < tail_b[0]
     assert working_set(packed, 64)["bytes_per_inference"] < \
         working_set(scattered, 64)["bytes_per_inference"]
     assert packed.n_accesses < scattered.n_accesses  # contiguous groups: fewer, longer runs
