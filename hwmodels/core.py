@@ -55,6 +55,8 @@ class ThroughputCore(CoreModel):
             return s.cycles_per_gate_act.get(op_qualifier(kind, ""), 0.0)
         if base == "event":
             return s.cycles_per_event
+        if base == "call":  # warm: in cycles_per_task; cold: hwmodels.simulate.cold_calls
+            return 0.0
         if base == "segment":
             return s.cycles_per_segment_dtype.get(op_qualifier(kind, "fp32"),
                                                   s.cycles_per_segment)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hwmodels.cache import CacheHierarchy
-from hwmodels.core import ThroughputCore
+from hwmodels.core import ThroughputCore, op_base
 from hwmodels.energy import dynamic_energy, static_power
 from hwmodels.engine import TaskCosts, Timeline, run_timeline
 from hwmodels.errors import HardwareError
@@ -72,6 +72,37 @@ def _line(spec: HardwareSpec) -> int:
     return lines[0] if lines else 64
 
 
+def cold_calls(workload: Workload, spec: HardwareSpec, task_lines: np.ndarray) -> np.ndarray:
+    """Seconds per task of driver operations that find their code and state evicted
+    (``cycles_cold``): each occurrence of such an operation kind on a core pays its cycles
+    times the share of the core's last private cache level that the core's tasks refilled
+    (lines it missed, its own task's excluded) since the kind's previous occurrence on that
+    core, at most 1."""
+    out = np.zeros(workload.n_tasks)
+    private = [i for i, m in enumerate(spec.memory) if not m.shared]
+    if not spec.cores.cycles_cold or not private:
+        return out
+    lv = spec.memory[private[-1]]
+    capacity = float(lv.size) / _line(spec)
+    misses = task_lines[:, private[-1], 1].astype(np.float64)
+    bases = [op_base(k) for k in workload.op_kinds]
+    for kind, cycles in spec.cores.cycles_cold.items():
+        if kind not in bases:
+            continue
+        n = workload.ops[:, bases.index(kind)]
+        for c in np.unique(workload.task_core):
+            idx = np.nonzero(workload.task_core == c)[0]  # this core's tasks, in order
+            before = np.cumsum(misses[idx]) - misses[idx]  # refills before each task
+            at = np.nonzero(n[idx] > 0)[0]
+            if at.size == 0:
+                continue
+            since = np.diff(np.concatenate([[0.0], before[at]]))
+            if at.size > 1:  # from the end of the previous occurrence's task
+                since[1:] -= misses[idx[at[:-1]]]
+            out[idx[at]] += n[idx[at]] * cycles * np.clip(since / capacity, 0.0, 1.0)
+    return out / spec.cores.frequency
+
+
 def task_costs(workload: Workload, spec: HardwareSpec, task_lines: np.ndarray,
                task_mem: np.ndarray, line: int) -> tuple[TaskCosts, list[tuple[str, float]]]:
     """Compute, transfer and latency terms of every task (see hwmodels.engine)."""
@@ -107,6 +138,7 @@ def task_costs(workload: Workload, spec: HardwareSpec, task_lines: np.ndarray,
     shared_cols.append((task_mem[:, 0] + task_mem[:, 1]) * line)
     rs_dram = above_rs if spec.memory else n_runs
     latency = (latency_cycles / f + rs_dram * spec.dram.latency) / spec.cores.mlp
+    latency = latency + cold_calls(workload, spec, task_lines)  # stalls, not overlapped
     return TaskCosts(compute, private, np.stack(shared_cols, axis=1), latency), channels
 
 

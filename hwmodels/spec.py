@@ -124,6 +124,12 @@ class CoreSpec(Strict):
                                        "siblings, power limits, a hypervisor); divides the "
                                        "operation cycles (not cycles_per_task) of phases "
                                        "that run on several cores.")
+    cycles_cold: dict[Literal["call", "gate_select"], Annotated[float, Field(ge=0.0)]] = Field(
+        default_factory=dict, description="Per driver operation (call: the host program's "
+        "call into a compiled kernel; gate_select: the gate's top-k selection), the extra "
+        "cycles it costs when its code and state were evicted, times the share of the last "
+        "private cache level the core refilled since the operation's previous occurrence "
+        "(at most 1; not energy-priced). Empty: every call warm.")
     cycles_per_sync: float = Field(0.0, ge=0.0, description="Extra cycles per task of a phase "
                                    "that runs on several cores: starting and joining them "
                                    "(thread wake-up, barrier).")

@@ -269,7 +269,9 @@ def cmd_hw_detect(args) -> int:
     f = round(cal["figures"]["clock_hz"]["value"] / 1e9, 1) * 1e9  # the file's frequency
     if say:
         say("calibrating the measured program's kernels")
-    prog = calibrate_program(f, host.simd_lanes, quick=args.quick, cores=host.count)
+    private = [c.size for c in host.caches if not c.shared and c.type != "Instruction"]
+    prog = calibrate_program(f, host.simd_lanes, quick=args.quick, cores=host.count,
+                             private_bytes=max(private) if private else None)
     overrides, sources, table = program_overrides(prog, cal.get("date", ""))
     hw = build_hardware(host, cal, name=args.name, core_overrides=overrides,
                         override_sources=sources)

@@ -27,7 +27,7 @@ from simsnn.trace import SpikeTrace
 #: lists (``cycles_per_tail``), so one workload serves every hardware file
 BASE_OPS = ("event", "synop", "mac", "neuron_update", "readout_op", "input_op", "pool_op",
             "gate_op", "segment", "gate_row", "gate_call", "gate_select", "gate_act.relu",
-            "gate_act.sigmoid") + tuple(f"tail{b}" for b in TAIL_BLOCKS)
+            "gate_act.sigmoid", "call") + tuple(f"tail{b}" for b in TAIL_BLOCKS)
 _DTYPED = ("synop", "mac", "segment") + tuple(f"tail{b}" for b in TAIL_BLOCKS)
 
 
@@ -155,6 +155,12 @@ class _Lowerer:
         return unit_shares(ll.perm, active, self.cores, self.cfg.partition)
 
     # -- phases ----------------------------------------------------------------------------
+    def _calls(self, t: int) -> bool:
+        """Whether the driver calls compiled code at the phase of time step ``t`` (``call``
+        operation, on core 0's task): layer_major runs all steps of a layer in one call (at
+        its first step), step_major calls each step's phase."""
+        return t == 0 or self.lay.config.schedule == "step_major"
+
     def input_phase(self, sample: int, t: int, x_t: np.ndarray) -> None:
         ph = self.b.phase("input", sample, t, 0)
         base, _ = self.lay.regions["input"]
@@ -168,7 +174,10 @@ class _Lowerer:
             parts = [(np.array([base + 4 * a]), np.array([4 * (z - a)]), False),
                      (np.array([ev_base + 8 * offset]), np.array([8 * nz]), True)]
             offset += nz
-            self.b.task(ph, c, parts, {"input_op": z - a})
+            ops = {"input_op": z - a}
+            if c == 0 and self._calls(t):
+                ops["call"] = 1  # the driver's call of the compiled encoder
+            self.b.task(ph, c, parts, ops)
 
     def _small_mlp(self, region: str, n_in: int, rows_in: np.ndarray, hidden: int,
                    n_out: int, act: str | None) -> tuple[list[tuple], dict[str, float]]:
@@ -210,6 +219,7 @@ class _Lowerer:
                                         g.num_classes, g.num_classes, "relu" if mlp else None)
             parts += more
             ops["gate_select"] = 1
+        ops["call"] = 1
         self.b.task(ph, 0, parts, ops)
 
     def aggregator_phase(self, sample: int, net: Ensemble) -> None:
@@ -219,6 +229,7 @@ class _Lowerer:
         ph = self.b.phase("aggregator", sample, -1, self._layer_id("aggregator"))
         parts, ops = self._small_mlp("aggregator", a.in_features, np.arange(a.in_features),
                                      a.hidden, a.out_features, a.activation)
+        ops["call"] = 1
         self.b.task(ph, 0, parts, ops)
 
     def synaptic_phase(self, sample: int, t: int, ll: LayerLayout, ev_region: tuple[int, int],
@@ -290,6 +301,8 @@ class _Lowerer:
             ops = {"event": n_ev, op_kind: syn, "segment": n_ev * s0.size}
             for b in TAIL_BLOCKS:  # elements past each run's last full vector block
                 ops[f"tail{b}"] = n_ev * int((sl % b).sum())
+            if c == 0 and self._calls(t):
+                ops["call"] = 1  # the driver's call of the layer's compiled kernel
             ops["readout_op" if ll.kind == "readout" else "neuron_update"] = upd
             if spike_pos is not None and pos.size:
                 n_sp = int(np.isin(spike_pos, pos).sum()) if ll.kind != "conv" else \
@@ -354,7 +367,10 @@ class _Lowerer:
             cnt = oedges[core + 1] - oedges[core]
             parts.append((np.array([ll.base("events_out") + 8 * oedges[core]]),
                           np.array([8 * cnt]), True))
-            self.b.task(ph, core, parts, {"pool_op": e.shape[0]})
+            ops = {"pool_op": e.shape[0]}
+            if core == 0 and self._calls(t):
+                ops["call"] = 1
+            self.b.task(ph, core, parts, ops)
 
 
 def lower(net: AnyNetwork, trace: SpikeTrace, cores: int = 1,

@@ -21,7 +21,9 @@ timed passes, with the spread (max - min) / best:
 - parallel efficiency: the same per-core accumulate work on one thread, then on all cores at
   once;
 - task: a one-unit layer with no events, through the whole driver (kernel dispatch, segment
-  lookup, spike merge), per time step.
+  lookup, spike merge), per time step;
+- cold driver operations: what a driver call and the gate's selection cost more after a
+  stream through twice the last private cache level (see :func:`cold_driver`).
 """
 from __future__ import annotations
 
@@ -134,12 +136,16 @@ def fit_runs(runs: dict, per_event: float, clock_hz: float, simd_width: int) -> 
 def best_program(progs: list[dict], clock_hz: float, simd_width: int) -> dict:
     """Several :func:`calibrate_program` results as one, each figure at its best (on a
     shared machine noise only adds time): every timed figure from the round where it was
-    fastest, the parallel efficiency at its highest, and the run fit redone on each width's
-    fastest time (a minimum of fitted coefficients would mix rounds' fits)."""
+    fastest, the parallel efficiency at its highest, the run fit redone on each width's
+    fastest time (a minimum of fitted coefficients would mix rounds' fits), and the cold
+    driver figures, differences of two timings, at their median over the rounds."""
     best: dict = {"method": progs[0].get("method", "")}
     for k, v in progs[0].items():
         if k == "parallel":
             best[k] = max((p[k] for p in progs), key=lambda e: e["efficiency"])
+        elif k.startswith("cold."):
+            ranked = sorted((p[k] for p in progs), key=lambda e: e["seconds"])
+            best[k] = ranked[(len(ranked) - 1) // 2]
         elif isinstance(v, dict) and isinstance(v.get("seconds"), float):
             best[k] = min((p[k] for p in progs), key=lambda e: e["seconds"])
     runs = {"widths": progs[0]["runs"]["widths"],
@@ -153,8 +159,11 @@ def best_program(progs: list[dict], clock_hz: float, simd_width: int) -> dict:
 
 
 def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
-                      quick: bool = False, cores: int = 1) -> dict:
-    """Cycles per instruction (simd_width lanes) of the program's operations at ``clock_hz``."""
+                      quick: bool = False, cores: int = 1,
+                      private_bytes: int | None = None) -> dict:
+    """Cycles per instruction (simd_width lanes) of the program's operations at ``clock_hz``
+    (``private_bytes``: the size of the last private cache level, for the cold driver
+    calls; None skips them)."""
     inner = 20 if quick else 60
     n_out, n_ev = 1024, 64
     out: dict = {"method": __doc__.split("\n\n")[1].strip() if __doc__ else ""}
@@ -171,6 +180,8 @@ def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
     out["runs"] = _measure_runs(inner, repeat, n_ev)
     out.update(fit_runs(out["runs"], per_event, clock_hz, simd_width))
     out.update(_mlp_costs(clock_hz, simd_width, repeat, inner))
+    if private_bytes:
+        out.update(cold_driver(clock_hz, private_bytes, 60 if quick else 200))
     out["task"] = _task_overhead(clock_hz, repeat, inner)
     out["sync"] = _sync_overhead(clock_hz, repeat, inner, cores, out["task"]["seconds"])
     out["parallel"] = time_parallel_efficiency(repeat, inner, cores)
@@ -247,24 +258,67 @@ def _mlp_costs(clock_hz: float, simd_width: int, repeat: int, inner: int) -> dic
     return out
 
 
-def _task_overhead(clock_hz: float, repeat: int, inner: int, cores: int = 1) -> dict:
-    """Per time step, the fixed cost of one layer of the measured driver on ``cores``
-    threads: a network of one-unit layers with no input events (its arithmetic is
-    negligible)."""
+def _tiny_program(n_layers: int, cores: int = 1):
+    """A network of one-unit layers (the last a readout) with no input events, as the
+    measured program runs it: (program, inputs, gate features, buffers)."""
     from simsnn.build import build_network
     from simsnn.config.network import NetworkConfig
     from simsnn.measure import MeasuredProgram
     cfg = NetworkConfig.model_validate({
         "version": 1, "kind": "network", "name": "calibration-tasks", "family": "dense",
         "num_classes": 1, "timesteps": _T, "input": {"shape": [1], "coding": "direct"},
-        "init": "random", "layers": [{"type": "dense", "units": 1} for _ in range(8)] +
+        "init": "random", "layers": [{"type": "dense", "units": 1}
+                                     for _ in range(n_layers - 1)] +
         [{"type": "dense", "units": 1, "spiking": False}]})
-    net = build_network(cfg)
-    prog = MeasuredProgram(net, cores=cores)
-    buf = prog.buffers(_T)
-    x = np.zeros((_T, 1), np.float32)
-    static = np.zeros(1, np.float32)
+    prog = MeasuredProgram(build_network(cfg), cores=cores)
+    return prog, np.zeros((_T, 1), np.float32), np.zeros(1, np.float32), prog.buffers(_T)
+
+
+def cold_driver(clock_hz: float, private_bytes: int, n: int = 200) -> dict:
+    """What a driver operation costs more when the caches it ran from were refilled: each
+    of ``n`` times, the operation warm (right after itself), then after a stream through
+    twice ``private_bytes`` (every line of the last private cache level replaced; the
+    stream stays within a shared level of a few MiB); the figure is the median cold time
+    less the median warm one (``cold.call``: an inference of a one-unit readout network,
+    i.e. the compiled encoder and layer calls and their arguments; ``cold.gate_select``:
+    the gate's top-k selection in numpy)."""
+    from simsnn.measure import select_groups
+    prog, x, static, buf = _tiny_program(1)
+    rng = np.random.default_rng(0)
+    scores = rng.random(10).astype(np.float32)
+    c2g = np.zeros((10, 5), bool)
+    c2g[np.arange(10), np.arange(10) // 2] = True
+    stream = np.zeros(2 * int(private_bytes), np.uint8)
+    clock = time.perf_counter
+    out = {}
+    for name, op in (("call", lambda: prog.infer(x, static, buf)),
+                     ("gate_select", lambda: select_groups(scores, c2g, 2))):
+        op()
+        warm, cold = np.empty(n), np.empty(n)
+        for i in range(n):
+            t0 = clock()
+            op()
+            warm[i] = clock() - t0
+            stream[::64] += 1
+            t0 = clock()
+            op()
+            cold[i] = clock() - t0
+        extra = max(float(np.median(cold) - np.median(warm)), 0.0)
+        half = n // 2
+        halves = [float(np.median(cold[s]) - np.median(warm[s]))
+                  for s in (slice(0, half), slice(half, n))]
+        spread = abs(halves[0] - halves[1]) / extra if extra > 0 else 0.0
+        out[f"cold.{name}"] = {"seconds": extra, "spread": spread, "cycles": extra * clock_hz,
+                               "warm_s": float(np.median(warm))}
+    return out
+
+
+def _task_overhead(clock_hz: float, repeat: int, inner: int, cores: int = 1) -> dict:
+    """Per time step, the fixed cost of one layer of the measured driver on ``cores``
+    threads: a network of one-unit layers with no input events (its arithmetic is
+    negligible)."""
     n_layers = 9
+    prog, x, static, buf = _tiny_program(n_layers, cores)
     best, spread = _best_of(lambda: prog.infer(x, static, buf), inner, repeat)
     per = best / (n_layers * _T)
     return {"seconds": per, "spread": spread, "cycles": per * clock_hz}
@@ -348,6 +402,8 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
             "cycles_per_gate_act": {a: prog[f"gate_act.{a}"]["cycles"]
                                     for a in ("relu", "sigmoid")},
             "cycles_per_task": prog["task"]["cycles"],
+            "cycles_cold": {k: prog[f"cold.{k}"]["cycles"] for k in ("call", "gate_select")
+                            if f"cold.{k}" in prog},
             "cycles_per_sync": prog["sync"]["cycles"],
             "parallel_efficiency": prog["parallel"]["efficiency"]}
     def rounded(v):
@@ -362,13 +418,18 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
            f"the small MLPs' cycles_per_gate_op (per MAC), cycles_per_gate_row, "
            f"cycles_per_gate_call, cycles_per_gate_act (relu, sigmoid) and "
            f"cycles_per_gate_select (the gate's top-k selection), "
+           f"cycles_cold (what a driver call and the gate's selection cost more after "
+           f"the last private cache level was refilled), "
            f"cycles_per_task (driver cost per layer and time step), cycles_per_sync (what "
            f"{prog['sync']['cores']} threads add to it), parallel_efficiency (each core's "
            f"accumulate speed with all computing at once over its speed alone)")
     rows = ["measured program (simsnn/program_calibration.py):"]
     for k in ("synop.fp32", "synop.fp16", "neuron_update", "event", "segment.fp32",
               "segment.fp16", "gate_op", "gate_row", "gate_call", "gate_act.relu",
-              "gate_act.sigmoid", "gate_select", "task", "sync"):
+              "gate_act.sigmoid", "gate_select", "cold.call", "cold.gate_select", "task",
+              "sync"):
+        if k not in prog:
+            continue
         v = prog[k]
         rows.append(f"  {k:<14} {v['seconds'] * 1e9:10.3f} ns  spread {100 * v['spread']:5.1f} %")
     par = prog["parallel"]

@@ -107,8 +107,9 @@ def _program_costs(hw, cores: int) -> dict:
     noisiest figure); the sync cost, caches, latencies, bandwidths and energies stay as
     detected."""
     from simsnn.program_calibration import calibrate_program, time_parallel_efficiency
+    private = [m for m in hw.memory if not m.shared]
     prog = calibrate_program(hw.cores.frequency, hw.cores.simd_width, repeat=5, quick=True,
-                             cores=1)
+                             cores=1, private_bytes=int(private[-1].size) if private else None)
     if cores > 1:
         prog["parallel"] = time_parallel_efficiency(7, 60, cores)
     return prog

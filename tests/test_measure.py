@@ -102,7 +102,7 @@ def test_cli_measure_writes_a_measurement_json(tmp_path, capsys):
 
 def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     from simsnn.program_calibration import calibrate_program, program_overrides
-    prog = calibrate_program(3e9, 8, repeat=2, quick=True, cores=2)
+    prog = calibrate_program(3e9, 8, repeat=2, quick=True, cores=2, private_bytes=256 << 10)
     for k in ("synop.fp32", "synop.fp16", "neuron_update", "event", "segment.fp32",
               "segment.fp16", "gate_op", "gate_row", "gate_call", "gate_act.relu",
               "gate_act.sigmoid", "gate_select", "task", "sync"):
@@ -117,6 +117,10 @@ def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     assert set(over["cycles_per_segment_dtype"]) == {"fp32", "fp16"}
     assert set(over["cycles_per_gate_act"]) == {"relu", "sigmoid"}
     assert set(over["cycles_per_tail"]) == {8, 16, 32, 64}
+    # a cold driver call and selection: differences of medians, never negative
+    assert set(over["cycles_cold"]) == {"call", "gate_select"}
+    assert all(v >= 0 for v in over["cycles_cold"].values())
+    assert prog["cold.call"]["warm_s"] > 0
     assert over["cycles_per_task"] > 0 and "measured program" in table
     from hwmodels.spec import CoreSpec
     CoreSpec(count=2, frequency=3e9, **over)  # the fields exist and validate

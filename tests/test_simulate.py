@@ -201,6 +201,41 @@ def test_run_remainders_cost_the_listed_blocks_only():
     assert core.cycles_per_op("tail8.fp16") == 3.0 and core.cycles_per_op("tail32.fp16") == 0
 
 
+@pytest.mark.parametrize("schedule", ["layer_major", "step_major"])
+def test_the_driver_calls_compiled_code_once_per_layer_call(schedule):
+    from simsnn.config.layout import LayoutConfig
+    net = simsnn.load_network(NETS["gated"])
+    tr = synthesize_trace(net, SynthParams(samples=2, rate=0.3, input_rate=0.4, seed=1))
+    wl = lower(net, tr, cores=2, layout=LayoutConfig(schedule=schedule))
+    calls = wl.ops[:, wl.op_kinds.index("call")]
+    assert set(wl.task_core[calls > 0].tolist()) == {0}  # the driver runs on core 0
+    T, n_layers = net.timesteps, len(net.layers)
+    # per sample: the encoder and every layer (per call: all steps, or one step), the gate
+    per_call = 1 if schedule == "layer_major" else T
+    assert calls.sum() == 2 * ((1 + n_layers) * per_call + 1)
+
+
+def test_cold_driver_calls_pay_for_the_private_cache_refilled_since_the_last():
+    from hwmodels.simulate import cold_calls
+    hw = tiny_hw(cores={"count": 1, "frequency": "1 GHz", "cycles_cold": {"call": 1000.0}})
+    kinds = ("call", "synop.fp32")
+    # tasks on one core: a call, 1 line refilled, a call, 4 lines (two L1s' worth), a call
+    # that itself misses 9 lines, then a call
+    ops = np.array([[1, 0], [0, 5], [1, 0], [0, 5], [1, 0], [1, 0]], float)
+    misses = np.array([0, 1, 0, 4, 9, 0], float)
+    n = ops.shape[0]
+    wl = Workload(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool),
+                  np.zeros(n + 1, np.int64), np.zeros(n, np.int32), np.arange(n, dtype=np.int32),
+                  ops, kinds, [f"p{i}" for i in range(n)], 1)
+    lines = np.zeros((n, 1, 3))
+    lines[:, 0, 1] = misses
+    cold = cold_calls(wl, hw, lines) * 1e9  # ns at 1 GHz = cycles
+    # L1 of 128 B = 2 lines: 0 before the first call, 1 of 2 lines, 4 (capped), then the
+    # 9 lines of the third call's own task do not count, nothing since: warm
+    assert cold.tolist() == [0.0, 0.0, 500.0, 0.0, 1000.0, 0.0]
+    assert not cold_calls(wl, tiny_hw(), lines).any()  # no cycles_cold: every call warm
+
+
 def test_gated_layout_decides_lines_touched():
     cfg = make_cfg("gated", gate={"groups": 4, "top_k": 1, "shared": 0.25,
                                   "assignment": "interleaved"},
