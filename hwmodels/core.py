@@ -28,7 +28,12 @@ class ThroughputCore(CoreModel):
     ``cycles_per_gate_select`` per top-k selection, ``cycles_per_gate_act[act]`` per hidden
     unit); every input event ``cycles_per_event``; every
     visit of a run of open units by an event (``segment``) ``cycles_per_segment`` (or the weight
-    dtype's ``cycles_per_segment_dtype``); and every task ``cycles_per_task``.
+    dtype's ``cycles_per_segment_dtype``), and each of its units past its last full block of B
+    (``tail{B}`` counts W mod B per run) ``cycles_per_tail[B]`` (or the dtype's
+    ``cycles_per_tail_dtype``) more; every output spike ``cycles_per_spike`` (the merge into
+    the next layer's sorted event list); and every task ``cycles_per_task``. Driver calls
+    (``call``) cost nothing here: warm, they are in ``cycles_per_task``; cold, see
+    ``hwmodels.simulate.cold_calls``.
     """
 
     type_name = "throughput"
@@ -57,6 +62,8 @@ class ThroughputCore(CoreModel):
             return s.cycles_per_event
         if base == "call":  # warm: in cycles_per_task; cold: hwmodels.simulate.cold_calls
             return 0.0
+        if base == "spike":
+            return s.cycles_per_spike
         if base == "segment":
             return s.cycles_per_segment_dtype.get(op_qualifier(kind, "fp32"),
                                                   s.cycles_per_segment)

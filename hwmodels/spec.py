@@ -124,6 +124,10 @@ class CoreSpec(Strict):
                                        "siblings, power limits, a hypervisor); divides the "
                                        "operation cycles (not cycles_per_task) of phases "
                                        "that run on several cores.")
+    cycles_per_spike: float = Field(0.0, ge=0.0, description="Cycles per output spike of a "
+                                    "layer for turning the cores' spikes into the next "
+                                    "layer's sorted event list (gather, index lookup, sort), "
+                                    "on one core.")
     cycles_cold: dict[Literal["call", "gate_select"], Annotated[float, Field(ge=0.0)]] = Field(
         default_factory=dict, description="Per driver operation (call: the host program's "
         "call into a compiled kernel; gate_select: the gate's top-k selection), the extra "

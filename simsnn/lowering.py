@@ -27,7 +27,7 @@ from simsnn.trace import SpikeTrace
 #: lists (``cycles_per_tail``), so one workload serves every hardware file
 BASE_OPS = ("event", "synop", "mac", "neuron_update", "readout_op", "input_op", "pool_op",
             "gate_op", "segment", "gate_row", "gate_call", "gate_select", "gate_act.relu",
-            "gate_act.sigmoid", "call") + tuple(f"tail{b}" for b in TAIL_BLOCKS)
+            "gate_act.sigmoid", "call", "spike") + tuple(f"tail{b}" for b in TAIL_BLOCKS)
 _DTYPED = ("synop", "mac", "segment") + tuple(f"tail{b}" for b in TAIL_BLOCKS)
 
 
@@ -303,6 +303,10 @@ class _Lowerer:
                 ops[f"tail{b}"] = n_ev * int((sl % b).sum())
             if c == 0 and self._calls(t):
                 ops["call"] = 1  # the driver's call of the layer's compiled kernel
+            if c == 0 and spikes_t is not None:
+                # the driver's merge of every core's spikes into the next layer's sorted
+                # event list, once after the layer (measure_kernels.merge_events)
+                ops["spike"] = int(np.count_nonzero(spikes_t))
             ops["readout_op" if ll.kind == "readout" else "neuron_update"] = upd
             if spike_pos is not None and pos.size:
                 n_sp = int(np.isin(spike_pos, pos).sum()) if ll.kind != "conv" else \

@@ -22,6 +22,8 @@ timed passes, with the spread (max - min) / best:
   once;
 - task: a one-unit layer with no events, through the whole driver (kernel dispatch, segment
   lookup, spike merge), per time step;
+- spike: the driver's merge of a layer's spikes into the next layer's sorted event list,
+  per spike (see :func:`_merge_cost`);
 - cold driver operations: what a driver call and the gate's selection cost more after a
   stream through twice the last private cache level (see :func:`cold_driver`).
 """
@@ -182,6 +184,7 @@ def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
     out.update(_mlp_costs(clock_hz, simd_width, repeat, inner))
     if private_bytes:
         out.update(cold_driver(clock_hz, private_bytes, 60 if quick else 200))
+    out["spike"] = _merge_cost(clock_hz, repeat, inner)
     out["task"] = _task_overhead(clock_hz, repeat, inner)
     out["sync"] = _sync_overhead(clock_hz, repeat, inner, cores, out["task"]["seconds"])
     out["parallel"] = time_parallel_efficiency(repeat, inner, cores)
@@ -256,6 +259,31 @@ def _mlp_costs(clock_hz: float, simd_width: int, repeat: int, inner: int) -> dic
     s_sel, sp = _best_of(lambda: select_groups(scores, c2g, 2), inner * 10, repeat)
     out["gate_select"] = {"seconds": s_sel, "spread": sp, "cycles": s_sel * clock_hz}
     return out
+
+
+def _merge_cost(clock_hz: float, repeat: int, inner: int) -> dict:
+    """Per output spike, the driver's merge of a layer's spikes into the next layer's sorted
+    event list (``measure_kernels.merge_events``: gather, storage-to-unit lookup, sort), over
+    9 steps of m = 64, 256 and 512 spikes among 1,024 units stored in unit order (dense
+    layers, and contiguous groups, whose lists arrive sorted); the slope of a straight-line
+    fit of the time per call over the spike count (the fixed part is in the task cost). A
+    scattered storage order (interleaved groups) sorts more: up to 3x, not modeled."""
+    rng = np.random.default_rng(0)
+    n_units = 1024
+    inv_perm = np.arange(n_units, dtype=np.int64)
+    out_idx = np.zeros((_T, n_units), np.int32)
+    counts, secs, sp_max = (64, 256, 512), [], 0.0
+    for m in counts:
+        spk = np.zeros((1, _T, n_units), np.int64)
+        for t in range(_T):
+            spk[0, t, :m] = np.sort(rng.choice(n_units, m, replace=False))
+        spk_n = np.full((1, _T), m, np.int64)
+        sec, sp = _best_of(lambda s=spk, n=spk_n: mk.merge_events(s, n, inv_perm, out_idx),
+                           inner, repeat)
+        secs.append(sec)
+        sp_max = max(sp_max, sp)
+    slope = max(float(np.polyfit(np.array(counts, float) * _T, np.array(secs), 1)[0]), 0.0)
+    return {"seconds": slope, "spread": sp_max, "cycles": slope * clock_hz}
 
 
 def _tiny_program(n_layers: int, cores: int = 1):
@@ -402,6 +430,7 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
             "cycles_per_gate_act": {a: prog[f"gate_act.{a}"]["cycles"]
                                     for a in ("relu", "sigmoid")},
             "cycles_per_task": prog["task"]["cycles"],
+            "cycles_per_spike": prog["spike"]["cycles"],
             "cycles_cold": {k: prog[f"cold.{k}"]["cycles"] for k in ("call", "gate_select")
                             if f"cold.{k}" in prog},
             "cycles_per_sync": prog["sync"]["cycles"],
@@ -420,13 +449,14 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
            f"cycles_per_gate_select (the gate's top-k selection), "
            f"cycles_cold (what a driver call and the gate's selection cost more after "
            f"the last private cache level was refilled), "
-           f"cycles_per_task (driver cost per layer and time step), cycles_per_sync (what "
+           f"cycles_per_spike (the driver's merge of a layer's spikes into a sorted event "
+           f"list), cycles_per_task (driver cost per layer and time step), cycles_per_sync (what "
            f"{prog['sync']['cores']} threads add to it), parallel_efficiency (each core's "
            f"accumulate speed with all computing at once over its speed alone)")
     rows = ["measured program (simsnn/program_calibration.py):"]
     for k in ("synop.fp32", "synop.fp16", "neuron_update", "event", "segment.fp32",
               "segment.fp16", "gate_op", "gate_row", "gate_call", "gate_act.relu",
-              "gate_act.sigmoid", "gate_select", "cold.call", "cold.gate_select", "task",
+              "gate_act.sigmoid", "gate_select", "cold.call", "cold.gate_select", "spike", "task",
               "sync"):
         if k not in prog:
             continue

@@ -121,6 +121,7 @@ def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     assert set(over["cycles_cold"]) == {"call", "gate_select"}
     assert all(v >= 0 for v in over["cycles_cold"].values())
     assert prog["cold.call"]["warm_s"] > 0
+    assert prog["spike"]["seconds"] > 0 and over["cycles_per_spike"] > 0
     assert over["cycles_per_task"] > 0 and "measured program" in table
     from hwmodels.spec import CoreSpec
     CoreSpec(count=2, frequency=3e9, **over)  # the fields exist and validate

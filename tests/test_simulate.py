@@ -215,6 +215,16 @@ def test_the_driver_calls_compiled_code_once_per_layer_call(schedule):
     assert calls.sum() == 2 * ((1 + n_layers) * per_call + 1)
 
 
+def test_every_output_spike_is_merged_once_by_the_driver():
+    net = simsnn.load_network(NETS["gated"])
+    tr = synthesize_trace(net, SynthParams(samples=3, rate=0.3, input_rate=0.4, seed=2))
+    wl = lower(net, tr, cores=2)
+    spikes = wl.ops[:, wl.op_kinds.index("spike")]
+    assert set(wl.task_core[spikes > 0].tolist()) == {0}  # one merge, on the driver's core
+    hidden = sum(int(v.sum()) for k, v in tr.layers.items() if k != "input")
+    assert spikes.sum() == hidden > 0  # every spiking layer's spikes, not the readout's
+
+
 def test_cold_driver_calls_pay_for_the_private_cache_refilled_since_the_last():
     from hwmodels.simulate import cold_calls
     hw = tiny_hw(cores={"count": 1, "frequency": "1 GHz", "cycles_cold": {"call": 1000.0}})
