@@ -172,8 +172,8 @@ def _settled(runs: list[dict], costs: list[dict], tol: float) -> bool:
     if len(costs) < 2:
         return True
     for key, v in costs[-1].items():
-        if key == "parallel_efficiency" or key.startswith("cycles_per_tail"):
-            continue  # not a minimum; small fitted corrections (refitted at the end)
+        if key in ("parallel_efficiency", "cycles_cold") or key.startswith("cycles_per_tail"):
+            continue  # not minima (a maximum, medians); fitted corrections refitted at the end
         series = [[c[key][k] for c in costs] for k in v] if isinstance(v, dict) else \
             [[c[key] for c in costs]]
         if any(gain(x) > tol for x in series):
