@@ -421,7 +421,7 @@ SOURCES_REF = [
 ]
 
 
-def _default_mlp(host: HostInfo) -> int:
+def default_mlp(host: HostInfo) -> int:
     x86 = host.machine in ("x86_64", "amd64", "i686", "i386") or "sse2" in host.flags
     return 16 if x86 and "avx512f" in host.flags else 8
 
@@ -452,7 +452,7 @@ def build_hardware(host: HostInfo, cal: dict, name: str = "host", *,
     upd = fig["neuron_update_per_s"]["value"]
     cps = f * lanes / syn
     cpn = f * lanes / upd
-    mlp = _default_mlp(host)
+    mlp = default_mlp(host)
 
     cores = {
         "count": host.count,

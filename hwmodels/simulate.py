@@ -139,6 +139,7 @@ def task_costs(workload: Workload, spec: HardwareSpec, task_lines: np.ndarray,
     rs_dram = above_rs if spec.memory else n_runs
     latency = (latency_cycles / f + rs_dram * spec.dram.latency) / spec.cores.mlp
     latency = latency + cold_calls(workload, spec, task_lines)  # stalls, not overlapped
+    latency = latency + task_mem[:, 0] * spec.cores.cycles_per_dram_line / f
     return TaskCosts(compute, private, np.stack(shared_cols, axis=1), latency), channels
 
 

@@ -261,7 +261,14 @@ def cmd_sweep(args) -> int:
 
 def cmd_hw_detect(args) -> int:
     from hwmodels.calibrate import calibrate
-    from hwmodels.detect import build_hardware, format_report, read_host, to_yaml, write_hardware
+    from hwmodels.detect import (
+        build_hardware,
+        default_mlp,
+        format_report,
+        read_host,
+        to_yaml,
+        write_hardware,
+    )
     from simsnn.program_calibration import calibrate_program, program_overrides
     host = read_host()
     say = (lambda m: print(m, file=sys.stderr)) if not args.quiet else None
@@ -269,9 +276,12 @@ def cmd_hw_detect(args) -> int:
     f = round(cal["figures"]["clock_hz"]["value"] / 1e9, 1) * 1e9  # the file's frequency
     if say:
         say("calibrating the measured program's kernels")
-    private = [c.size for c in host.caches if not c.shared and c.type != "Instruction"]
+    data = [c for c in host.caches if c.type != "Instruction"]
+    private = [c.size for c in data if not c.shared]
+    largest = max((c.size for c in data), default=32 << 20)
     prog = calibrate_program(f, host.simd_lanes, quick=args.quick, cores=host.count,
-                             private_bytes=max(private) if private else None)
+                             private_bytes=max(private) if private else None,
+                             dram=(largest, cal["dram"]["ns"] * 1e-9 / default_mlp(host)))
     overrides, sources, table = program_overrides(prog, cal.get("date", ""))
     hw = build_hardware(host, cal, name=args.name, core_overrides=overrides,
                         override_sources=sources)

@@ -22,6 +22,8 @@ timed passes, with the spread (max - min) / best:
   once;
 - task: a one-unit layer with no events, through the whole driver (kernel dispatch, segment
   lookup, spike merge), per time step;
+- DRAM line: what the layer kernel loses per weight line it reads from DRAM beyond its
+  compute (see :func:`dram_stall`);
 - spike: the driver's merge of a layer's spikes into the next layer's sorted event list,
   per spike (see :func:`_merge_cost`);
 - cold driver operations: what a driver call and the gate's selection cost more after a
@@ -140,12 +142,13 @@ def best_program(progs: list[dict], clock_hz: float, simd_width: int) -> dict:
     shared machine noise only adds time): every timed figure from the round where it was
     fastest, the parallel efficiency at its highest, the run fit redone on each width's
     fastest time (a minimum of fitted coefficients would mix rounds' fits), and the cold
-    driver figures, differences of two timings, at their median over the rounds."""
+    driver figures and the DRAM stall, differences of two timings, at their median over the
+    rounds."""
     best: dict = {"method": progs[0].get("method", "")}
     for k, v in progs[0].items():
         if k == "parallel":
             best[k] = max((p[k] for p in progs), key=lambda e: e["efficiency"])
-        elif k.startswith("cold."):
+        elif k.startswith("cold.") or k == "dram_line":
             ranked = sorted((p[k] for p in progs), key=lambda e: e["seconds"])
             best[k] = ranked[(len(ranked) - 1) // 2]
         elif isinstance(v, dict) and isinstance(v.get("seconds"), float):
@@ -162,10 +165,12 @@ def best_program(progs: list[dict], clock_hz: float, simd_width: int) -> dict:
 
 def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
                       quick: bool = False, cores: int = 1,
-                      private_bytes: int | None = None) -> dict:
+                      private_bytes: int | None = None,
+                      dram: tuple[int, float] | None = None) -> dict:
     """Cycles per instruction (simd_width lanes) of the program's operations at ``clock_hz``
     (``private_bytes``: the size of the last private cache level, for the cold driver
-    calls; None skips them)."""
+    calls; ``dram``: (the largest cache's size, the DRAM latency over the memory-level
+    parallelism in seconds) for the DRAM stall per line; None skips them)."""
     inner = 20 if quick else 60
     n_out, n_ev = 1024, 64
     out: dict = {"method": __doc__.split("\n\n")[1].strip() if __doc__ else ""}
@@ -185,6 +190,8 @@ def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
     if private_bytes:
         out.update(cold_driver(clock_hz, private_bytes, 60 if quick else 200))
     out["spike"] = _merge_cost(clock_hz, repeat, inner)
+    if dram is not None:
+        out["dram_line"] = dram_stall(clock_hz, dram[0], dram[1], 3 if quick else 5)
     out["task"] = _task_overhead(clock_hz, repeat, inner)
     out["sync"] = _sync_overhead(clock_hz, repeat, inner, cores, out["task"]["seconds"])
     out["parallel"] = time_parallel_efficiency(repeat, inner, cores)
@@ -284,6 +291,44 @@ def _merge_cost(clock_hz: float, repeat: int, inner: int) -> dict:
         sp_max = max(sp_max, sp)
     slope = max(float(np.polyfit(np.array(counts, float) * _T, np.array(secs), 1)[0]), 0.0)
     return {"seconds": slope, "spread": sp_max, "cycles": slope * clock_hz}
+
+
+def dram_stall(clock_hz: float, largest_cache_bytes: int, run_latency_s: float = 0.0,
+               repeat: int = 5) -> dict:
+    """Per line read from DRAM, what the layer kernel loses beyond its compute: 1,024 events
+    per step (9 steps, ascending random rows) against rows of 4,096 fp16 weights of a matrix
+    at least twice ``largest_cache_bytes`` (and 64 MiB), timed against the same events on 8
+    L1-resident rows (best of ``repeat``, interleaved); the difference, less each row's
+    first-line latency as the model already charges it (``run_latency_s`` per row: the DRAM
+    latency over the memory-level parallelism), over the lines read."""
+    n_out, n_ev = 4096, 1024
+    row_bytes = 2 * n_out
+    n_rows = max(8192, -(-2 * int(largest_cache_bytes) // row_bytes))
+    rng = np.random.default_rng(0)
+    w = np.full((n_rows, n_out), 0x2C00, np.uint16)  # fp16 0.0625: every page written
+    ev_idx = np.stack([np.sort(rng.choice(n_rows, n_ev, replace=False))
+                       for _ in range(_T)]).astype(np.int32)
+    base = dict(T=_T, ev_idx=ev_idx, ev_val=np.ones((_T, n_ev), np.float32),
+                ev_n=np.full(_T, n_ev, np.int64), w=w, bias=np.zeros(0, np.float32),
+                cur=np.zeros(n_out, np.float32), state=np.zeros(n_out, np.float32),
+                s0=np.array([0], np.int64), sl=np.array([n_out], np.int64),
+                spk=np.zeros((1, _T, n_out), np.int64), spk_n=np.zeros((1, _T), np.int64),
+                bits=np.zeros((1, n_out), np.uint32))
+    real = dict(base, in_perm=np.arange(n_rows, dtype=np.int64))
+    near = dict(base, in_perm=np.arange(n_rows, dtype=np.int64) % 8)
+    times = {"real": [], "near": []}
+    for _ in range(repeat + 1):
+        for name, a in (("real", real), ("near", near)):
+            times[name].append(_time_layer(a, 1, 1)[0])
+    best = {k: min(v[1:]) for k, v in times.items()}  # the first round warms up
+    rows = _T * n_ev
+    lines = rows * row_bytes / 64
+    extra = max(best["real"] - best["near"] - rows * run_latency_s, 0.0)
+    per = extra / lines
+    del w
+    return {"seconds": per, "spread": 0.0, "cycles": per * clock_hz,
+            "matrix_bytes": n_rows * row_bytes, "real_s": best["real"],
+            "near_s": best["near"]}
 
 
 def _tiny_program(n_layers: int, cores: int = 1):
@@ -431,6 +476,8 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
                                     for a in ("relu", "sigmoid")},
             "cycles_per_task": prog["task"]["cycles"],
             "cycles_per_spike": prog["spike"]["cycles"],
+            "cycles_per_dram_line": prog["dram_line"]["cycles"] if "dram_line" in prog
+            else 0.0,
             "cycles_cold": {k: prog[f"cold.{k}"]["cycles"] for k in ("call", "gate_select")
                             if f"cold.{k}" in prog},
             "cycles_per_sync": prog["sync"]["cycles"],
@@ -450,13 +497,16 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
            f"cycles_cold (what a driver call and the gate's selection cost more after "
            f"the last private cache level was refilled), "
            f"cycles_per_spike (the driver's merge of a layer's spikes into a sorted event "
-           f"list), cycles_per_task (driver cost per layer and time step), cycles_per_sync (what "
+           f"list), cycles_per_dram_line (what the kernel loses per line read from DRAM "
+           f"beyond its compute), cycles_per_task (driver cost per layer and time step), "
+           f"cycles_per_sync (what "
            f"{prog['sync']['cores']} threads add to it), parallel_efficiency (each core's "
            f"accumulate speed with all computing at once over its speed alone)")
     rows = ["measured program (simsnn/program_calibration.py):"]
     for k in ("synop.fp32", "synop.fp16", "neuron_update", "event", "segment.fp32",
               "segment.fp16", "gate_op", "gate_row", "gate_call", "gate_act.relu",
-              "gate_act.sigmoid", "gate_select", "cold.call", "cold.gate_select", "spike", "task",
+              "gate_act.sigmoid", "gate_select", "cold.call", "cold.gate_select", "spike",
+              "dram_line", "task",
               "sync"):
         if k not in prog:
             continue

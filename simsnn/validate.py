@@ -108,8 +108,10 @@ def _program_costs(hw, cores: int) -> dict:
     detected."""
     from simsnn.program_calibration import calibrate_program, time_parallel_efficiency
     private = [m for m in hw.memory if not m.shared]
+    largest = max((int(m.size) for m in hw.memory), default=32 << 20)
     prog = calibrate_program(hw.cores.frequency, hw.cores.simd_width, repeat=5, quick=True,
-                             cores=1, private_bytes=int(private[-1].size) if private else None)
+                             cores=1, private_bytes=int(private[-1].size) if private else None,
+                             dram=(largest, hw.dram.latency / hw.cores.mlp))
     if cores > 1:
         prog["parallel"] = time_parallel_efficiency(7, 60, cores)
     return prog
@@ -172,7 +174,8 @@ def _settled(runs: list[dict], costs: list[dict], tol: float) -> bool:
     if len(costs) < 2:
         return True
     for key, v in costs[-1].items():
-        if key in ("parallel_efficiency", "cycles_cold") or key.startswith("cycles_per_tail"):
+        if key in ("parallel_efficiency", "cycles_cold", "cycles_per_dram_line") or \
+                key.startswith("cycles_per_tail"):
             continue  # not minima (a maximum, medians); fitted corrections refitted at the end
         series = [[c[key][k] for c in costs] for k in v] if isinstance(v, dict) else \
             [[c[key] for c in costs]]

@@ -102,7 +102,8 @@ def test_cli_measure_writes_a_measurement_json(tmp_path, capsys):
 
 def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     from simsnn.program_calibration import calibrate_program, program_overrides
-    prog = calibrate_program(3e9, 8, repeat=2, quick=True, cores=2, private_bytes=256 << 10)
+    prog = calibrate_program(3e9, 8, repeat=2, quick=True, cores=2, private_bytes=256 << 10,
+                             dram=(1 << 20, 0.0))
     for k in ("synop.fp32", "synop.fp16", "neuron_update", "event", "segment.fp32",
               "segment.fp16", "gate_op", "gate_row", "gate_call", "gate_act.relu",
               "gate_act.sigmoid", "gate_select", "task", "sync"):
@@ -122,6 +123,9 @@ def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     assert all(v >= 0 for v in over["cycles_cold"].values())
     assert prog["cold.call"]["warm_s"] > 0
     assert prog["spike"]["seconds"] > 0 and over["cycles_per_spike"] > 0
+    # the DRAM stall: measured on a matrix of at least 64 MiB, never negative
+    assert prog["dram_line"]["matrix_bytes"] >= 64 << 20
+    assert over["cycles_per_dram_line"] >= 0 and prog["dram_line"]["near_s"] > 0
     assert over["cycles_per_task"] > 0 and "measured program" in table
     from hwmodels.spec import CoreSpec
     CoreSpec(count=2, frequency=3e9, **over)  # the fields exist and validate

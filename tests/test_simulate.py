@@ -78,6 +78,17 @@ def test_latency_and_energy_by_hand():
     assert "test" in r.sources["memory.dram"]
 
 
+def test_dram_lines_stall_the_core_by_their_calibrated_cycles():
+    hw = tiny_hw()
+    stalled = hw.model_copy(update={"cores": hw.cores.model_copy(
+        update={"cycles_per_dram_line": 30.0})})
+    a = simulate_workload(one_task_workload(), hw, "exact", cores=1)
+    b = simulate_workload(one_task_workload(), stalled, "exact", cores=1)
+    # the two lines read from DRAM: 2 x 30 cycles at 1 GHz on top of the exposed latency
+    assert b.latency_s[0] - a.latency_s[0] == pytest.approx(60e-9)
+    assert b.total_s - a.total_s == pytest.approx(60e-9)
+
+
 def test_dram_contention_grows_with_cores():
     hw = tiny_hw()
     per_task = []
