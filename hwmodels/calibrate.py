@@ -352,16 +352,24 @@ def assign_latencies(host: HostInfo, curve: list[dict]) -> tuple[list[dict], dic
     dram = {"probe": largest["size"], "ns": largest["ns"], "spread": largest["spread"],
             "bound": bound}
     fast = [p for p in curve if p["ns"] < 0.5 * largest["ns"]]
-    for lv in levels:
+    for k, lv in enumerate(levels):
         if bound == "measured" and lv["probe"] < largest["size"] and \
                 lv["ns"] >= 0.5 * largest["ns"] and fast:
             knee = fast[-1]["size"]
+            inner = levels[k - 1]["size"] if k else 0
+            if inner < knee < lv["size"]:
+                # the capacity this host really gets, its latency probed at half of it
+                half = [p for p in curve if p["size"] <= knee // 2] or curve[:1]
+                lv["effective"] = {"size": knee, "probe": half[-1]["size"],
+                                   "ns": half[-1]["ns"], "spread": half[-1]["spread"]}
             notes.append(f"{lv['name']} at half its reported {_fmt_size(lv['size'])} measures "
                          f"{lv['ns']:.3g} ns, more than half of DRAM's {largest['ns']:.3g} ns: the "
                          f"capacity this host really gets is smaller (the latency curve stays "
                          f"below half the DRAM latency up to {_fmt_size(knee)}, e.g. "
                          f"{fast[-1]['ns']:.3g} ns there); noisy neighbours, cache partitioning "
-                         "or TLB reach")
+                         "or TLB reach" + (f"; the profile models it at {_fmt_size(knee)}, its "
+                                           f"latency probed at {_fmt_size(half[-1]['size'])}"
+                                           if "effective" in lv else ""))
     return levels, dram, notes
 
 

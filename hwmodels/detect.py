@@ -493,6 +493,14 @@ def build_hardware(host: HostInfo, cal: dict, name: str = "host", *,
         lv = levels_cal.get(c.name)
         if lv is None:
             raise ValueError(f"calibration report has no latency for cache level {c.name}")
+        size, eff = c.size, lv.get("effective")
+        if eff:  # the capacity this host really gets (a VM's share, noisy neighbours)
+            size, lv = eff["size"], dict(lv, probe=eff["probe"], ns=eff["ns"])
+            geometry_note += (f"; effective size {_fmt_size(size)} of the {_fmt_size(c.size)} "
+                              f"/sys reports: the latency curve stays below half the DRAM "
+                              f"latency up to {_fmt_size(size)} only")
+            if size % (line * ways):
+                ways = 1
         latency = round(lv["ns"] * 1e-9 * f, 1)
         if i == last:
             bytes_s = dram_bw if shared else bw["read_bw_1t"]
@@ -526,7 +534,7 @@ def build_hardware(host: HostInfo, cal: dict, name: str = "host", *,
         memory.append({
             "type": "cache",
             "name": c.name,
-            "size": _fmt_size(c.size),
+            "size": _fmt_size(size),
             "line": f"{line} B",
             "ways": ways,
             "latency": latency,

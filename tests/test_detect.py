@@ -295,10 +295,31 @@ def test_build_hardware_levels_on_the_intel_tree(tmp_path):
     assert l1.latency == pytest.approx(1.5e-9 * 3e9)  # the 16 KiB probe, in cycles
     assert l1.bandwidth == 128 and l2.bandwidth == 64  # documented defaults for 16 lanes
     assert not l1.shared and not l2.shared            # SMT pairs: modelled as private
-    assert l3.shared and l3.size == 480 * MiB
+    # the hypervisor's 480 MiB L3: at half of it the curve reads DRAM (110 ns), and it stays
+    # below half of that up to 64 MiB: the L3 is modelled at that effective size, its latency
+    # probed at half of it (32 MiB: 30 ns)
+    assert l3.shared and l3.size == 64 * MiB and l3.latency == pytest.approx(30e-9 * 3e9)
     assert l3.bandwidth == pytest.approx(20e9 / 3e9, rel=0.01)   # measured, all threads
     assert l1.read.energy == pytest.approx(193e-12, rel=0.01)
     assert l3.read.energy == pytest.approx(1.69e-9, rel=0.01)   # one 5 MiB slice
+
+
+def test_an_l3_whose_curve_says_less_gets_its_effective_size(tmp_path):
+    host = read_host(intel_tree(tmp_path))
+    cal = fake_cal(host)
+    by = {lv["name"]: lv for lv in cal["levels"]}
+    assert by["L3"]["effective"] == {"size": 64 * MiB, "probe": 32 * MiB, "ns": 30.0,
+                                     "spread": 0.02}
+    assert "L1d" not in [n for n, lv in by.items() if "effective" in lv]
+    assert "L2" not in [n for n, lv in by.items() if "effective" in lv]
+    hw = build_hardware(host, cal)
+    assert any("effective size 64 MiB of the 480 MiB" in s for s in hw["sources"])
+    # a curve that reaches DRAM only beyond half the L3: the /sys size stands
+    for p in cal["latency_curve"]:
+        p["ns"] = p["ns"] if p["size"] <= 64 * MiB else 30.0
+    cal["latency_curve"].append({"size": 1024 * MiB, "ns": 110.0, "spread": 0.02, "loads": 1})
+    levels, _, _ = assign_latencies(host, cal["latency_curve"])
+    assert not any("effective" in lv for lv in levels)
 
 
 def test_arm_defaults(tmp_path):
