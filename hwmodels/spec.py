@@ -132,8 +132,9 @@ class CoreSpec(Strict):
                                         "line it reads from DRAM beyond what its compute "
                                         "hides (its own stream's bandwidth, the part of the "
                                         "transfer that does not overlap the compute); added "
-                                        "to the exposed latency. 0: DRAM transfers overlap "
-                                        "the compute (the roofline's max).")
+                                        "to the task's compute time, which the transfers "
+                                        "overlap. 0: DRAM transfers overlap the compute (the "
+                                        "roofline's max).")
     cycles_cold: dict[Literal["call", "gate_select"], Annotated[float, Field(ge=0.0)]] = Field(
         default_factory=dict, description="Per driver operation (call: the host program's "
         "call into a compiled kernel; gate_select: the gate's top-k selection), the extra "

@@ -84,9 +84,16 @@ def test_dram_lines_stall_the_core_by_their_calibrated_cycles():
         update={"cycles_per_dram_line": 30.0})})
     a = simulate_workload(one_task_workload(), hw, "exact", cores=1)
     b = simulate_workload(one_task_workload(), stalled, "exact", cores=1)
-    # the two lines read from DRAM: 2 x 30 cycles at 1 GHz on top of the exposed latency
-    assert b.latency_s[0] - a.latency_s[0] == pytest.approx(60e-9)
-    assert b.total_s - a.total_s == pytest.approx(60e-9)
+    # the two lines read from DRAM: 2 x 30 cycles at 1 GHz of compute-side stall
+    assert b.compute_s[0] - a.compute_s[0] == pytest.approx(60e-9)
+    assert b.total_s - a.total_s == pytest.approx(60e-9)  # compute-bound: it adds
+    # memory-bound (a slow channel): the transfers hide the stall
+    slow = {"bandwidth": "0.1 GB/s", "latency": "100 ns",
+            "energy_per_byte": {"energy": "20 pJ", "source": "test"}}
+    c = simulate_workload(one_task_workload(), tiny_hw(dram=slow), "exact", cores=1)
+    d = simulate_workload(one_task_workload(), tiny_hw(dram=slow, cores=dict(
+        tiny_hw().cores.model_dump(mode="json"), cycles_per_dram_line=30.0)), "exact", cores=1)
+    assert d.total_s == pytest.approx(c.total_s)
 
 
 def test_dram_contention_grows_with_cores():
