@@ -116,9 +116,6 @@ def task_costs(workload: Workload, spec: HardwareSpec, task_lines: np.ndarray,
     ops = np.maximum(compute - fixed, 0.0)
     compute = np.where(multi, ops / spec.cores.parallel_efficiency + fixed, compute)
     compute = compute + multi * spec.cores.cycles_per_sync / f
-    # the core's own stall on its DRAM stream: busy time on the compute side, so that the
-    # transfers (the shared channel) overlap it rather than add to it
-    compute = compute + task_mem[:, 0] * spec.cores.cycles_per_dram_line / f
     n_runs = np.diff(workload.task_start).astype(np.float64)
     private = np.zeros(workload.n_tasks)
     channels: list[tuple[str, float]] = []
@@ -140,6 +137,11 @@ def task_costs(workload: Workload, spec: HardwareSpec, task_lines: np.ndarray,
     channels.append(("dram", spec.dram.bandwidth))
     shared_cols.append((task_mem[:, 0] + task_mem[:, 1]) * line)
     rs_dram = above_rs if spec.memory else n_runs
+    # the core's own stall on its DRAM stream (per line, per run that starts there): busy
+    # time on the compute side, so that the shared channel's transfers overlap it rather
+    # than add to it
+    compute = compute + (task_mem[:, 0] * spec.cores.cycles_per_dram_line +
+                         rs_dram * spec.cores.cycles_per_dram_run) / f
     latency = (latency_cycles / f + rs_dram * spec.dram.latency) / spec.cores.mlp
     latency = latency + cold_calls(workload, spec, task_lines)  # stalls, not overlapped
     return TaskCosts(compute, private, np.stack(shared_cols, axis=1), latency), channels

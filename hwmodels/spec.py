@@ -135,6 +135,11 @@ class CoreSpec(Strict):
                                         "to the task's compute time, which the transfers "
                                         "overlap. 0: DRAM transfers overlap the compute (the "
                                         "roofline's max).")
+    cycles_per_dram_run: float = Field(0.0, ge=0.0, description="Cycles a core stalls per "
+                                       "sequential run (a row piece) that starts in DRAM, "
+                                       "beyond the latency over mlp: the prefetchers start "
+                                       "each stream again; on the compute side like "
+                                       "cycles_per_dram_line.")
     cycles_cold: dict[Literal["call", "gate_select"], Annotated[float, Field(ge=0.0)]] = Field(
         default_factory=dict, description="Per driver operation (call: the host program's "
         "call into a compiled kernel; gate_select: the gate's top-k selection), the extra "

@@ -22,8 +22,8 @@ timed passes, with the spread (max - min) / best:
   once;
 - task: a one-unit layer with no events, through the whole driver (kernel dispatch, segment
   lookup, spike merge), per time step;
-- DRAM line: what the layer kernel loses per weight line it reads from DRAM beyond its
-  compute (see :func:`dram_stall`);
+- DRAM line and run: what the layer kernel loses per weight line and per row piece it
+  reads from DRAM beyond its compute (see :func:`dram_stall`);
 - spike: the driver's merge of a layer's spikes into the next layer's sorted event list,
   per spike (see :func:`_merge_cost`);
 - cold driver operations: what a driver call and the gate's selection cost more after a
@@ -148,7 +148,7 @@ def best_program(progs: list[dict], clock_hz: float, simd_width: int) -> dict:
     for k, v in progs[0].items():
         if k == "parallel":
             best[k] = max((p[k] for p in progs), key=lambda e: e["efficiency"])
-        elif k.startswith("cold.") or k == "dram_line":
+        elif k.startswith("cold.") or k in ("dram_line", "dram_run"):
             ranked = sorted((p[k] for p in progs), key=lambda e: e["seconds"])
             best[k] = ranked[(len(ranked) - 1) // 2]
         elif isinstance(v, dict) and isinstance(v.get("seconds"), float):
@@ -191,7 +191,7 @@ def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
         out.update(cold_driver(clock_hz, private_bytes, 60 if quick else 200))
     out["spike"] = _merge_cost(clock_hz, repeat, inner)
     if dram is not None:
-        out["dram_line"] = dram_stall(clock_hz, dram[0], dram[1], 3 if quick else 5)
+        out.update(dram_stall(clock_hz, dram[0], dram[1], 3 if quick else 5))
     out["task"] = _task_overhead(clock_hz, repeat, inner)
     out["sync"] = _sync_overhead(clock_hz, repeat, inner, cores, out["task"]["seconds"])
     out["parallel"] = time_parallel_efficiency(repeat, inner, cores)
@@ -293,14 +293,24 @@ def _merge_cost(clock_hz: float, repeat: int, inner: int) -> dict:
     return {"seconds": slope, "spread": sp_max, "cycles": slope * clock_hz}
 
 
+#: (open units per row, runs they are split into) of the DRAM stall benchmark: whole rows and
+#: half rows in 1, 2 and 4 pieces (longer pieces than a few hundred bytes: shorter ones with
+#: gaps as long pull the gaps in through the prefetchers and stream like whole rows)
+DRAM_PIECES = ((4096, 1), (2048, 1), (2048, 2), (2048, 4))
+
+
 def dram_stall(clock_hz: float, largest_cache_bytes: int, run_latency_s: float = 0.0,
                repeat: int = 5) -> dict:
-    """Per line read from DRAM, what the layer kernel loses beyond its compute: 1,024 events
-    per step (9 steps, ascending random rows) against rows of 4,096 fp16 weights of a matrix
-    at least twice ``largest_cache_bytes`` (and 64 MiB), timed against the same events on 8
-    L1-resident rows (best of ``repeat``, interleaved); the difference, less each row's
-    first-line latency as the model already charges it (``run_latency_s`` per row: the DRAM
-    latency over the memory-level parallelism), over the lines read."""
+    """What the layer kernel loses beyond its compute when its weight rows stream from DRAM:
+    1,024 events per step (9 steps, ascending random rows) against rows of 4,096 fp16 weights
+    of a matrix at least twice ``largest_cache_bytes`` (and 64 MiB), each row read whole or
+    as 1-4 pieces of half of it (``DRAM_PIECES``), timed against the same events on 8
+    L1-resident rows (best of ``repeat``, interleaved). The differences, less the first-line
+    latency of each piece as the model already charges it (``run_latency_s``: the DRAM
+    latency over the memory-level parallelism), are fitted as b x lines + a x pieces
+    (non-negative least squares): ``dram_line`` (b, per line) and ``dram_run`` (a, per piece:
+    a stream the prefetchers must start again)."""
+    from scipy.optimize import nnls
     n_out, n_ev = 4096, 1024
     row_bytes = 2 * n_out
     n_rows = max(8192, -(-2 * int(largest_cache_bytes) // row_bytes))
@@ -311,24 +321,34 @@ def dram_stall(clock_hz: float, largest_cache_bytes: int, run_latency_s: float =
     base = dict(T=_T, ev_idx=ev_idx, ev_val=np.ones((_T, n_ev), np.float32),
                 ev_n=np.full(_T, n_ev, np.int64), w=w, bias=np.zeros(0, np.float32),
                 cur=np.zeros(n_out, np.float32), state=np.zeros(n_out, np.float32),
-                s0=np.array([0], np.int64), sl=np.array([n_out], np.int64),
                 spk=np.zeros((1, _T, n_out), np.int64), spk_n=np.zeros((1, _T), np.int64),
                 bits=np.zeros((1, n_out), np.uint32))
-    real = dict(base, in_perm=np.arange(n_rows, dtype=np.int64))
-    near = dict(base, in_perm=np.arange(n_rows, dtype=np.int64) % 8)
-    times = {"real": [], "near": []}
-    for _ in range(repeat + 1):
-        for name, a in (("real", real), ("near", near)):
-            times[name].append(_time_layer(a, 1, 1)[0])
-    best = {k: min(v[1:]) for k, v in times.items()}  # the first round warms up
     rows = _T * n_ev
-    lines = rows * row_bytes / 64
-    extra = max(best["real"] - best["near"] - rows * run_latency_s, 0.0)
-    per = extra / lines
+    lines, pieces, extra, detail = [], [], [], []
+    for width, runs in DRAM_PIECES:
+        seg = dict(base, s0=(np.arange(runs) * (n_out // runs)).astype(np.int64),
+                   sl=np.full(runs, width // runs, np.int64))
+        real = dict(seg, in_perm=np.arange(n_rows, dtype=np.int64))
+        near = dict(seg, in_perm=np.arange(n_rows, dtype=np.int64) % 8)
+        times = {"real": [], "near": []}
+        for _ in range(repeat + 1):
+            for name, a in (("real", real), ("near", near)):
+                times[name].append(_time_layer(a, 1, 1)[0])
+        best = {k: min(v[1:]) for k, v in times.items()}  # the first round warms up
+        lines.append(rows * 2 * width / 64)
+        pieces.append(rows * runs)
+        extra.append(max(best["real"] - best["near"] - rows * runs * run_latency_s, 0.0))
+        detail.append({"units": width, "runs": runs, "real_s": best["real"],
+                       "near_s": best["near"]})
     del w
-    return {"seconds": per, "spread": 0.0, "cycles": per * clock_hz,
-            "matrix_bytes": n_rows * row_bytes, "real_s": best["real"],
-            "near_s": best["near"]}
+    x = np.stack([lines, pieces], 1)
+    scale = np.array(extra) + 1e-12  # relative error
+    per_line, per_run = nnls(x / scale[:, None], np.array(extra) / scale)[0]
+    return {"dram_line": {"seconds": float(per_line), "spread": 0.0,
+                          "cycles": float(per_line) * clock_hz,
+                          "matrix_bytes": n_rows * row_bytes, "runs": detail},
+            "dram_run": {"seconds": float(per_run), "spread": 0.0,
+                         "cycles": float(per_run) * clock_hz}}
 
 
 def _tiny_program(n_layers: int, cores: int = 1):
@@ -478,6 +498,7 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
             "cycles_per_spike": prog["spike"]["cycles"],
             "cycles_per_dram_line": prog["dram_line"]["cycles"] if "dram_line" in prog
             else 0.0,
+            "cycles_per_dram_run": prog["dram_run"]["cycles"] if "dram_run" in prog else 0.0,
             "cycles_cold": {k: prog[f"cold.{k}"]["cycles"] for k in ("call", "gate_select")
                             if f"cold.{k}" in prog},
             "cycles_per_sync": prog["sync"]["cycles"],
@@ -497,8 +518,9 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
            f"cycles_cold (what a driver call and the gate's selection cost more after "
            f"the last private cache level was refilled), "
            f"cycles_per_spike (the driver's merge of a layer's spikes into a sorted event "
-           f"list), cycles_per_dram_line (what the kernel loses per line read from DRAM "
-           f"beyond its compute), cycles_per_task (driver cost per layer and time step), "
+           f"list), cycles_per_dram_line and cycles_per_dram_run (what the kernel loses per "
+           f"line and per piece of a row it reads from DRAM beyond its compute), "
+           f"cycles_per_task (driver cost per layer and time step), "
            f"cycles_per_sync (what "
            f"{prog['sync']['cores']} threads add to it), parallel_efficiency (each core's "
            f"accumulate speed with all computing at once over its speed alone)")
@@ -506,7 +528,7 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
     for k in ("synop.fp32", "synop.fp16", "neuron_update", "event", "segment.fp32",
               "segment.fp16", "gate_op", "gate_row", "gate_call", "gate_act.relu",
               "gate_act.sigmoid", "gate_select", "cold.call", "cold.gate_select", "spike",
-              "dram_line", "task",
+              "dram_line", "dram_run", "task",
               "sync"):
         if k not in prog:
             continue

@@ -174,7 +174,8 @@ def _settled(runs: list[dict], costs: list[dict], tol: float) -> bool:
     if len(costs) < 2:
         return True
     for key, v in costs[-1].items():
-        if key in ("parallel_efficiency", "cycles_cold", "cycles_per_dram_line") or \
+        if key in ("parallel_efficiency", "cycles_cold", "cycles_per_dram_line",
+                   "cycles_per_dram_run") or \
                 key.startswith("cycles_per_tail"):
             continue  # not minima (a maximum, medians); fitted corrections refitted at the end
         series = [[c[key][k] for c in costs] for k in v] if isinstance(v, dict) else \

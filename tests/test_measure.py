@@ -125,7 +125,10 @@ def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     assert prog["spike"]["seconds"] > 0 and over["cycles_per_spike"] > 0
     # the DRAM stall: measured on a matrix of at least 64 MiB, never negative
     assert prog["dram_line"]["matrix_bytes"] >= 64 << 20
-    assert over["cycles_per_dram_line"] >= 0 and prog["dram_line"]["near_s"] > 0
+    assert over["cycles_per_dram_line"] >= 0 and over["cycles_per_dram_run"] >= 0
+    assert [(r["units"], r["runs"]) for r in prog["dram_line"]["runs"]] == [
+        (4096, 1), (2048, 1), (2048, 2), (2048, 4)]
+    assert all(r["near_s"] > 0 for r in prog["dram_line"]["runs"])
     assert over["cycles_per_task"] > 0 and "measured program" in table
     from hwmodels.spec import CoreSpec
     CoreSpec(count=2, frequency=3e9, **over)  # the fields exist and validate

@@ -87,6 +87,11 @@ def test_dram_lines_stall_the_core_by_their_calibrated_cycles():
     # the two lines read from DRAM: 2 x 30 cycles at 1 GHz of compute-side stall
     assert b.compute_s[0] - a.compute_s[0] == pytest.approx(60e-9)
     assert b.total_s - a.total_s == pytest.approx(60e-9)  # compute-bound: it adds
+    # and per run that starts in DRAM (two single-line runs here)
+    runs = hw.model_copy(update={"cores": hw.cores.model_copy(
+        update={"cycles_per_dram_run": 100.0})})
+    c = simulate_workload(one_task_workload(), runs, "exact", cores=1)
+    assert c.compute_s[0] - a.compute_s[0] == pytest.approx(200e-9)
     # memory-bound (a slow channel): the transfers hide the stall
     slow = {"bandwidth": "0.1 GB/s", "latency": "100 ns",
             "energy_per_byte": {"energy": "20 pJ", "source": "test"}}
