@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PositiveInt,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -157,8 +158,8 @@ class CoreSpec(Strict):
 
     @field_validator("cycles_per_tail", "cycles_per_tail_dtype")
     @classmethod
-    def _tail_blocks(cls, v: dict) -> dict:
-        tables = v.values() if v and isinstance(next(iter(v.values())), dict) else [v]
+    def _tail_blocks(cls, v: dict, info: ValidationInfo) -> dict:
+        tables = v.values() if info.field_name == "cycles_per_tail_dtype" else [v]
         for t in tables:
             bad = sorted(set(t) - set(TAIL_BLOCKS))
             if bad:

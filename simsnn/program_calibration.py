@@ -439,13 +439,14 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
                                     for a in ("relu", "sigmoid")},
             "cycles_per_task": prog["task"]["cycles"],
             "cycles_per_spike": prog["spike"]["cycles"],
-            "cycles_per_dram_line": prog["dram_line"]["cycles"] if "dram_line" in prog
-            else 0.0,
-            "cycles_per_dram_run": prog["dram_run"]["cycles"] if "dram_run" in prog else 0.0,
             "cycles_cold": {k: prog[f"cold.{k}"]["cycles"] for k in ("call", "gate_select")
                             if f"cold.{k}" in prog},
             "cycles_per_sync": prog["sync"]["cycles"],
             "parallel_efficiency": prog["parallel"]["efficiency"]}
+    # the DRAM stall only where it was timed (a calibration without ``dram`` leaves the
+    # profile's figure as it is rather than writing 0 over it)
+    over.update({f"cycles_per_{k}": prog[k]["cycles"] for k in ("dram_line", "dram_run")
+                 if k in prog})
     def rounded(v):
         return {k: rounded(x) for k, x in v.items()} if isinstance(v, dict) else round(v, 3)
     over = {k: rounded(v) for k, v in over.items()}
