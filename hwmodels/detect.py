@@ -619,6 +619,9 @@ def build_hardware(host: HostInfo, cal: dict, name: str = "host", *,
         "cores": cores,
         "memory": memory,
         "dram": dram,
+        # the bandwidths above are end-to-end streaming rates (a DRAM stream's rate already
+        # includes its passage through the caches), so a task's levels overlap
+        "transfers": "overlapped",
         "energy": ENERGY,
     }
 

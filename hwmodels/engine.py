@@ -8,7 +8,8 @@ the latency that prefetching cannot hide:
 ``transfers`` are the lines each level delivers to the one above at that level's bandwidth
 (private levels: no contention; shared levels and DRAM: :class:`BandwidthChannel` resources
 that serve chunks first come first served, so more cores queue for them), summed over levels as
-in the ECM model. ``exposed latency`` is the latency of the level that served the first line of
+in the ECM model, or with ``overlapped`` transfers the slowest level's time (all levels
+streaming at once). ``exposed latency`` is the latency of the level that served the first line of
 each sequential run, divided by the core's memory-level parallelism. Phases end with a barrier.
 """
 from __future__ import annotations
@@ -48,6 +49,7 @@ class TaskCosts:
     private: np.ndarray  # s of uncontended on-chip transfers
     shared_bytes: np.ndarray  # (n_tasks, n_channels) bytes through each contended channel
     latency: np.ndarray  # s of exposed latency
+    overlapped: bool = False  # levels transfer at once (max), not one after the other (sum)
 
 
 @dataclass
@@ -84,14 +86,21 @@ def run_timeline(task_phase: np.ndarray, n_phases: int, costs: TaskCosts,
         yield env.timeout(costs.latency[i])
         end[i] = env.now
 
+    def channel(i: int, c: int):
+        left = costs.shared_bytes[i, c]
+        while left > 0:
+            step = min(left, chunk_bytes)
+            yield from chans[c].transfer(step)
+            left -= step
+
     def transfers(i: int):
+        if costs.overlapped:
+            yield env.all_of([env.timeout(costs.private[i])] +
+                             [env.process(channel(i, c)) for c in range(len(chans))])
+            return
         yield env.timeout(costs.private[i])
-        for c, ch in enumerate(chans):
-            left = costs.shared_bytes[i, c]
-            while left > 0:
-                step = min(left, chunk_bytes)
-                yield from ch.transfer(step)
-                left -= step
+        for c in range(len(chans)):
+            yield from channel(i, c)
 
     def phases():
         for p in range(n_phases):
@@ -103,7 +112,8 @@ def run_timeline(task_phase: np.ndarray, n_phases: int, costs: TaskCosts,
                     mem = costs.private[i]
                     for c, ch in enumerate(chans):
                         nb = costs.shared_bytes[i, c]
-                        mem += nb / ch.bandwidth
+                        mem = max(mem, nb / ch.bandwidth) if costs.overlapped else \
+                            mem + nb / ch.bandwidth
                         ch.busy += nb / ch.bandwidth
                         ch.bytes += nb
                     d = max(costs.compute[i], mem) + costs.latency[i]

@@ -117,6 +117,7 @@ def task_costs(workload: Workload, spec: HardwareSpec, task_lines: np.ndarray,
     compute = np.where(multi, ops / spec.cores.parallel_efficiency + fixed, compute)
     compute = compute + multi * spec.cores.cycles_per_sync / f
     n_runs = np.diff(workload.task_start).astype(np.float64)
+    overlapped = spec.transfers == "overlapped"
     private = np.zeros(workload.n_tasks)
     channels: list[tuple[str, float]] = []
     shared_cols = []
@@ -128,6 +129,8 @@ def task_costs(workload: Workload, spec: HardwareSpec, task_lines: np.ndarray,
         if lv.shared:
             channels.append((lv.name, lv.bandwidth * f))
             shared_cols.append(demand * line)
+        elif overlapped:
+            private = np.maximum(private, seconds)
         else:
             private += seconds
         if i > 0:
@@ -144,7 +147,8 @@ def task_costs(workload: Workload, spec: HardwareSpec, task_lines: np.ndarray,
                          rs_dram * spec.cores.cycles_per_dram_run) / f
     latency = (latency_cycles / f + rs_dram * spec.dram.latency) / spec.cores.mlp
     latency = latency + cold_calls(workload, spec, task_lines)  # stalls, not overlapped
-    return TaskCosts(compute, private, np.stack(shared_cols, axis=1), latency), channels
+    return TaskCosts(compute, private, np.stack(shared_cols, axis=1), latency,
+                     overlapped), channels
 
 
 def simulate_workload(workload: Workload, spec: HardwareSpec, mode: str = "exact",
@@ -172,6 +176,8 @@ def simulate_workload(workload: Workload, spec: HardwareSpec, mode: str = "exact
     for name, (power, src) in static_power(spec, n_cores).items():
         static[name] = power * timeline.total
         sources[name] = src
-    transfer = costs.private + (costs.shared_bytes / np.array([bw for _, bw in channels])).sum(1)
+    per_channel = costs.shared_bytes / np.array([bw for _, bw in channels])
+    transfer = np.maximum(costs.private, per_channel.max(1)) if costs.overlapped else \
+        costs.private + per_channel.sum(1)
     return HwResult(mode, n_cores, level_stats, tl, tm, costs.compute, transfer, costs.latency,
                     timeline, dyn["per_task"], static, sources, line)

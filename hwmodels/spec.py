@@ -267,4 +267,11 @@ class HardwareSpec(Strict):
                               "the core outwards ([CacheSpec](#cachespec), "
                               "[ScratchpadSpec](#scratchpadspec) or a plug-in); empty: none.")
     dram: DramSpec
+    transfers: Literal["serial", "overlapped"] = Field(
+        "serial", description="How a task's transfers through the memory levels combine: "
+        "`serial` sums each level's time (the ECM model's non-overlapping transfers; right "
+        "when each level's `bandwidth` is the link to the level above, as in a datasheet), "
+        "`overlapped` takes the slowest level (right when the bandwidths are end-to-end "
+        "streaming rates, as `simsnn hw detect` measures them: the rate of a stream from DRAM "
+        "already includes its passage through the caches).")
     energy: OperationEnergies

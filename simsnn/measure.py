@@ -196,7 +196,7 @@ class MeasuredProgram:
         if self.gate is not None:
             g, v = self.gate
             scores = mk.gate_mlp(static_x, v["w1"], v["b1"], v["w2"], v["b2"], g.kind == "mlp",
-                                 False, buf["bits"][0])
+                                 False)
             groups = select_groups(scores, g.class_to_groups, g.top_k)
             t0 = _lap(timer, "gate", t0)
         outs = []
@@ -211,10 +211,10 @@ class MeasuredProgram:
                         lp.bias.shape[0] > 0, lp.cur, lp.state)
                 if self.cores == 1:
                     mk.layer_one_core(*args, s0, sl, lp.readout, leak, thr, soft, vr,
-                                      buf["spk"], buf["spk_n"], buf["bits"])
+                                      buf["spk"], buf["spk_n"])
                 else:
                     mk.layer_cores(*args, s0, sl, ptr, lp.readout, leak, thr, soft, vr,
-                                   buf["spk"], buf["spk_n"], buf["bits"])
+                                   buf["spk"], buf["spk_n"])
                 if lp.readout:
                     score = lp.state[lp.ll.perm] / _F32(T)
                 else:
@@ -231,7 +231,7 @@ class MeasuredProgram:
         if self.agg is not None:
             v = self.agg
             out = mk.gate_mlp(np.concatenate(outs), v["w1"], v["b1"], v["w2"], v["b2"], True,
-                              self.net.aggregator.activation == "sigmoid", buf["bits"][0])
+                              self.net.aggregator.activation == "sigmoid")
             _lap(timer, "aggregator", t0)
             return out
         return outs[0]
@@ -244,8 +244,7 @@ class MeasuredProgram:
                 "in_val": np.zeros((T, n), np.float32),
                 "ev": [np.zeros((T, self.max_units), np.int32) for _ in range(2)],
                 "spk": np.zeros((self.cores, T, self.max_units), np.int64),
-                "spk_n": np.zeros((self.cores, T), np.int64),
-                "bits": np.zeros((self.cores, max(self.max_units, 1024)), np.uint32)}
+                "spk_n": np.zeros((self.cores, T), np.int64)}
 
 
 def select_groups(scores: np.ndarray, class_to_groups: np.ndarray, top_k: int) -> np.ndarray:

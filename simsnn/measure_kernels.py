@@ -3,46 +3,52 @@ prices (simsnn/lowering.py), run on this CPU over one memory arena laid out by
 simsnn/layout.py.
 
 Weights are read in their storage dtype: fp32 as is; fp16 as its 16-bit patterns (numba has
-no float16 on the CPU), turned into float32 with integer and one multiply per weight (exact for
-every finite value, subnormals included). The arithmetic is the reference inference's
-(simsnn/kernels.py): per time step the current of each open unit is the bias plus the events'
-contributions in ascending input index order; ``v = leak * v + I``; a spike when
-``v > threshold``, then reset.
+no float16 on the CPU), each widened to float32 in a register by LLVM's half-to-float
+conversion (F16C's vcvtph2ps on x86: exact for every value, subnormals included). The
+arithmetic is the reference inference's (simsnn/kernels.py): per time step the current of
+each open unit is the bias plus the events' contributions in ascending input index order;
+``v = leak * v + I``; a spike when ``v > threshold``, then reset.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange, types
-from numba.extending import overload
-
-_F16_SCALE = np.float32(2.0 ** 112)  # float32 exponent bias 127 - float16 bias 15
+from numba.extending import intrinsic, overload
 
 
-def accum(cur, w, row, s0, n, a, bits):  # pragma: no cover - replaced by the overload
+@intrinsic
+def _half_to_float32(typingctx, h):
+    """The float32 value of the IEEE half-precision number whose bits are the uint16 ``h``
+    (LLVM's ``fpext half``: one vcvtph2ps per vector on x86 with F16C; exact for every value,
+    subnormals included, with no subnormal arithmetic on the way)."""
+    if h != types.uint16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        from llvmlite import ir
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+    return types.float32(types.uint16), codegen
+
+
+def accum(cur, w, row, s0, n, a):  # pragma: no cover - replaced by the overload
     raise NotImplementedError
 
 
 @overload(accum, inline="always")
-def _accum_impl(cur, w, row, s0, n, a, bits):
-    """``cur[s0:s0+n] += a * w[row, s0:s0+n]`` for float32 or float16-bit-pattern weights;
-    ``bits`` is a uint32 scratch row (its float32 view holds the converted weights)."""
+def _accum_impl(cur, w, row, s0, n, a):
+    """``cur[s0:s0+n] += a * w[row, s0:s0+n]`` for float32 or float16-bit-pattern weights
+    (each widened in a register: :func:`_half_to_float32`)."""
     # 1-D views of the row and the current: LLVM vectorizes these loops (2-D indexing
     # inside the loop defeats it, ~6x slower)
     if w.dtype == types.uint16:
-        def impl(cur, w, row, s0, n, a, bits):
+        def impl(cur, w, row, s0, n, a):
             ww = w[row, s0:s0 + n]
             cc = cur[s0:s0 + n]
-            bb = bits[:n]
             for k in range(n):
-                h = np.uint32(ww[k])
-                bb[k] = ((h & np.uint32(0x7FFF)) << np.uint32(13)) | \
-                    ((h & np.uint32(0x8000)) << np.uint32(16))
-            f = bb.view(np.float32)
-            for k in range(n):
-                cc[k] += a * (f[k] * _F16_SCALE)
+                cc[k] += a * _half_to_float32(ww[k])
         return impl
 
-    def impl(cur, w, row, s0, n, a, bits):
+    def impl(cur, w, row, s0, n, a):
         ww = w[row, s0:s0 + n]
         cc = cur[s0:s0 + n]
         for k in range(n):
@@ -70,7 +76,7 @@ def encode_input(x, ev_idx, ev_val):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def _layer_share(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cur, state, s0,
-                 sl, readout, leak, thr, soft, v_reset, spk, spk_n, bits):  # pragma: no cover
+                 sl, readout, leak, thr, soft, v_reset, spk, spk_n):  # pragma: no cover
     """All time steps of one layer for one core's open segments (storage positions
     ``s0[k] .. s0[k] + sl[k]``); spiking storage positions of step t go to ``spk[t]``."""
     for k in range(s0.shape[0]):
@@ -84,7 +90,7 @@ def _layer_share(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cu
             a = np.float32(1.0) if binary else ev_val[t, e]
             row = in_perm[ev_idx[t, e]]
             for k in range(s0.shape[0]):
-                accum(cur, w, row, s0[k], sl[k], a, bits)
+                accum(cur, w, row, s0[k], sl[k], a)
         m = 0
         for k in range(s0.shape[0]):
             for j in range(s0[k], s0[k] + sl[k]):
@@ -102,8 +108,8 @@ def _layer_share(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cu
 
 @njit(cache=True, parallel=True)
 def layer_cores(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cur, state,
-                seg_s0, seg_sl, seg_ptr, readout, leak, thr, soft, v_reset, spk, spk_n,
-                bits):  # pragma: no cover - compiled
+                seg_s0, seg_sl, seg_ptr, readout, leak, thr, soft, v_reset, spk,
+                spk_n):  # pragma: no cover - compiled
     """One layer, all time steps, its open units split over cores (``seg_ptr[c]`` ..
     ``seg_ptr[c + 1]`` are core c's segments), one thread per core; the cores are
     independent within a layer (each owns its units), so the only barrier is the layer's
@@ -113,16 +119,16 @@ def layer_cores(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cur
         a, b = seg_ptr[c], seg_ptr[c + 1]
         _layer_share(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cur, state,
                      seg_s0[a:b], seg_sl[a:b], readout, leak, thr, soft, v_reset, spk[c],
-                     spk_n[c], bits[c])
+                     spk_n[c])
 
 
 @njit(cache=True)
 def layer_one_core(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cur, state,
-                   seg_s0, seg_sl, readout, leak, thr, soft, v_reset, spk, spk_n,
-                   bits):  # pragma: no cover - compiled
+                   seg_s0, seg_sl, readout, leak, thr, soft, v_reset, spk,
+                   spk_n):  # pragma: no cover - compiled
     """:func:`layer_cores` for one core, without a parallel region."""
     _layer_share(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cur, state,
-                 seg_s0, seg_sl, readout, leak, thr, soft, v_reset, spk[0], spk_n[0], bits[0])
+                 seg_s0, seg_sl, readout, leak, thr, soft, v_reset, spk[0], spk_n[0])
 
 
 @njit(cache=True)
@@ -143,7 +149,7 @@ def merge_events(spk, spk_n, inv_perm, out_idx):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def gate_mlp(feat, w1, b1, w2, b2, mlp, sigmoid, bits):  # pragma: no cover - compiled
+def gate_mlp(feat, w1, b1, w2, b2, mlp, sigmoid):  # pragma: no cover - compiled
     """Scores of a small non-spiking MLP (a gate, or an ensemble's aggregator):
     ``act(feat @ w1 + b1) @ w2 + b2`` with act relu, or the logistic function with
     ``sigmoid`` (just ``feat @ w1 + b1`` without ``mlp``), accumulated over the non-zero
@@ -155,9 +161,9 @@ def gate_mlp(feat, w1, b1, w2, b2, mlp, sigmoid, bits):  # pragma: no cover - co
     for i in range(feat.shape[0]):
         a = feat[i]
         if a != 0.0:
-            accum(h, w1, i, 0, hidden, a, bits)
+            accum(h, w1, i, 0, hidden, a)
     one = np.ones(1, np.float32)
-    accum(h, b1.reshape(1, hidden), 0, 0, hidden, one[0], bits)
+    accum(h, b1.reshape(1, hidden), 0, 0, hidden, one[0])
     if not mlp:
         return h
     n_out = b2.shape[0]
@@ -170,6 +176,6 @@ def gate_mlp(feat, w1, b1, w2, b2, mlp, sigmoid, bits):  # pragma: no cover - co
         else:
             a = h[i] if h[i] > 0.0 else np.float32(0.0)
         if a != 0.0:
-            accum(out, w2, i, 0, n_out, a, bits)
-    accum(out, b2.reshape(1, n_out), 0, 0, n_out, one[0], bits)
+            accum(out, w2, i, 0, n_out, a)
+    accum(out, b2.reshape(1, n_out), 0, 0, n_out, one[0])
     return out

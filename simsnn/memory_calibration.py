@@ -36,8 +36,7 @@ def dram_stall(clock_hz: float, largest_cache_bytes: int, run_latency_s: float =
     base = dict(T=_T, ev_idx=ev_idx, ev_val=np.ones((_T, n_ev), np.float32),
                 ev_n=np.full(_T, n_ev, np.int64), w=w, bias=np.zeros(0, np.float32),
                 cur=np.zeros(n_out, np.float32), state=np.zeros(n_out, np.float32),
-                spk=np.zeros((1, _T, n_out), np.int64), spk_n=np.zeros((1, _T), np.int64),
-                bits=np.zeros((1, n_out), np.uint32))
+                spk=np.zeros((1, _T, n_out), np.int64), spk_n=np.zeros((1, _T), np.int64))
     rows = _T * n_ev
     lines, pieces, extra, detail = [], [], [], []
     for width, runs in DRAM_PIECES:

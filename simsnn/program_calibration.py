@@ -53,8 +53,7 @@ def _layer_args(n_rows: int, n_out: int, dtype: str, n_events: int, T: int = _T)
                 dtype=np.int64), w=w, bias=np.zeros(0, np.float32),
                 cur=np.zeros(n_out, np.float32), state=np.zeros(n_out, np.float32),
                 s0=np.array([0], np.int64), sl=np.array([n_out], np.int64),
-                spk=np.zeros((1, T, n_out), np.int64), spk_n=np.zeros((1, T), np.int64),
-                bits=np.zeros((1, max(n_out, 1024)), np.uint32))
+                spk=np.zeros((1, T, n_out), np.int64), spk_n=np.zeros((1, T), np.int64))
 
 
 def _best_of(call, inner: int, repeat: int) -> tuple[float, float]:
@@ -78,7 +77,7 @@ def _time_layer(a: dict, inner: int, repeat: int) -> tuple[float, float]:
         mk.layer_one_core(a["T"], a["ev_idx"], a["ev_val"], a["ev_n"], True, a["in_perm"],
                           a["w"], a["bias"], False, a["cur"], a["state"], a["s0"], a["sl"],
                           False, np.float32(0.9), np.float32(1e9), False, np.float32(0.0),
-                          a["spk"], a["spk_n"], a["bits"])
+                          a["spk"], a["spk_n"])
     return _best_of(call, inner, repeat)
 
 
@@ -215,13 +214,12 @@ def _mlp_costs(clock_hz: float, simd_width: int, repeat: int, inner: int) -> dic
     - ``gate_select``: the top-k selection (10 classes, top 2, 5 groups)."""
     from simsnn.measure import select_groups
     rng = np.random.default_rng(0)
-    bits = np.zeros(1024, np.uint32)
 
     def f16(shape, scale=0.05, shift=0.0):
         return (rng.standard_normal(shape) * scale + shift).astype(np.float16).view(np.uint16)
 
     def mlp_call(feat, w1, b1, w2, b2, mlp, sigmoid):  # calls of a few us: 10x more
-        return _best_of(lambda: mk.gate_mlp(feat, w1, b1, w2, b2, mlp, sigmoid, bits),
+        return _best_of(lambda: mk.gate_mlp(feat, w1, b1, w2, b2, mlp, sigmoid),
                         inner * 10, repeat)
 
     n_in = 512
@@ -387,13 +385,12 @@ def time_parallel_efficiency(repeat: int, inner: int, cores: int) -> dict:
         ptr = np.arange(n + 1, dtype=np.int64)
         spk = np.zeros((n, T, 1024 * n), np.int64)
         spk_n = np.zeros((n, T), np.int64)
-        bits = np.zeros((n, 1024), np.uint32)
 
         def call():
             mk.layer_cores(T, a["ev_idx"], a["ev_val"], a["ev_n"], True, a["in_perm"], a["w"],
                            a["bias"], False, a["cur"], a["state"], s0, sl, ptr, False,
                            np.float32(0.9), np.float32(1e9), False, np.float32(0.0), spk,
-                           spk_n, bits)
+                           spk_n)
         return _best_of(call, inner, repeat)
 
     with _threads(1):
@@ -452,7 +449,7 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
     over = {k: rounded(v) for k, v in over.items()}
     src = (f"measured by simsnn hw detect ({date}) on the measured program's own kernels "
            f"(simsnn/program_calibration.py, data in L1): cycles_per_synop (fp32), "
-           f"cycles_per_synop_dtype (fp32, fp16 widened from 16-bit patterns), "
+           f"cycles_per_synop_dtype (fp32, fp16 widened in registers), "
            f"cycles_per_neuron_update, cycles_per_event, cycles_per_segment(_dtype), "
            f"cycles_per_tail(_dtype) (per element past a block of 8 ... 64: the accumulate "
            f"loop's remainder paths), "

@@ -42,6 +42,28 @@ def test_measured_program_gives_the_reference_spikes_and_outputs(mnist, name, co
     assert secs.shape == (x.shape[0],) and (secs > 0).all()
 
 
+def test_fp16_weights_widen_exactly_for_every_bit_pattern():
+    """The kernel's accumulate of fp16 rows (bit patterns widened in registers) onto zero gives
+    numpy's float16 -> float32 value for all 65,536 patterns: subnormals, inf, NaN (-0.0
+    lands as 0.0, as 0.0 + -0.0 does)."""
+    from simsnn import measure_kernels as mk
+    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    w = bits.reshape(1, -1)
+    cur = np.zeros(bits.size, np.float32)
+    spk = np.zeros((1, 1, bits.size), np.int64)
+    mk.layer_one_core(1, np.zeros((1, 1), np.int32), np.ones((1, 1), np.float32),
+                      np.ones(1, np.int64), True, np.zeros(1, np.int64), w,
+                      np.zeros(0, np.float32), False, cur, np.zeros(bits.size, np.float32),
+                      np.array([0], np.int64), np.array([bits.size], np.int64), True,
+                      np.float32(1.0), np.float32(1e9), False, np.float32(0.0), spk,
+                      np.zeros((1, 1), np.int64))
+    want = bits.view(np.float16).astype(np.float32)
+    finite = np.isfinite(want)
+    assert np.array_equal(cur[finite], want[finite])  # exact: no tolerance
+    assert np.array_equal(np.isnan(cur), np.isnan(want))
+    assert np.array_equal(cur[np.isinf(want)], want[np.isinf(want)])
+
+
 def test_interleaved_groups_and_static_partition_run_the_same_arithmetic(mnist):
     x, y = mnist
     net = simsnn.load_network("mnist-gated")

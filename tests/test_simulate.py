@@ -101,6 +101,27 @@ def test_dram_lines_stall_the_core_by_their_calibrated_cycles():
     assert d.total_s == pytest.approx(c.total_s)
 
 
+def test_overlapped_transfers_take_the_slowest_level_not_the_sum():
+    slow = {"bandwidth": "0.1 GB/s", "latency": "100 ns",
+            "energy_per_byte": {"energy": "20 pJ", "source": "test"}}
+    for n in (1, 2):  # one task: direct path; two tasks on one channel: simpy path
+        wl = one_task_workload(n, 64, synops=1.0, run_lines=64)
+        serial = simulate_workload(wl, two_level_hw("1 KiB"), "exact", cores=n)
+        both = simulate_workload(wl, two_level_hw("1 KiB").model_copy(
+            update={"transfers": "overlapped"}), "exact", cores=n)
+        # per task: L1 64 lines x 64 B / 64 B/cycle = 64 ns, shared L2 64 x 64 B / 32 B/cycle
+        # = 128 ns, DRAM 4096 B / 12.8 GB/s = 320 ns: serial 512 ns, overlapped 320 ns
+        assert serial.transfer_s[0] == pytest.approx(512e-9)
+        assert both.transfer_s[0] == pytest.approx(320e-9)
+        if n == 1:  # memory-bound: the whole difference shows
+            assert serial.total_s - both.total_s == pytest.approx(192e-9)
+        assert both.total_s < serial.total_s
+        one = simulate_workload(wl, tiny_hw(dram=slow, transfers="overlapped"), "exact",
+                                cores=n)
+        # DRAM-bound: both tasks' 4 KiB queue on the 0.1 GB/s channel either way
+        assert one.total_s >= n * 4096 / 0.1e9
+
+
 def test_dram_contention_grows_with_cores():
     hw = tiny_hw()
     per_task = []
