@@ -69,6 +69,11 @@ def parse_hardware(data: dict, source: str = "<python>") -> HardwareSpec:
     names = [m.name for m in specs]
     if len(set(names)) != len(names):
         raise HardwareConfigError(source, "memory", f"level names must be unique, got {names}")
+    for field in ("cycles_per_level_line", "cycles_per_level_run"):
+        unknown = sorted(set(getattr(spec.cores, field)) - set(names[1:]))
+        if unknown:
+            raise HardwareConfigError(source, f"cores.{field}", f"{unknown} name no cache "
+                                      f"level beyond the first; levels: {names}")
     seen_shared = False
     for i, m in enumerate(specs):
         if seen_shared and not m.shared:

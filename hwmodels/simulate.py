@@ -122,6 +122,7 @@ def task_costs(workload: Workload, spec: HardwareSpec, task_lines: np.ndarray,
     channels: list[tuple[str, float]] = []
     shared_cols = []
     latency_cycles = np.zeros(workload.n_tasks)
+    stall_cycles = np.zeros(workload.n_tasks)  # the core's own, per level beyond the first
     above_rs = n_runs  # run starts that reached this level
     for i, lv in enumerate(spec.memory):
         demand = task_lines[:, i, 0] + task_lines[:, i, 1]  # lines requested from this level
@@ -134,8 +135,11 @@ def task_costs(workload: Workload, spec: HardwareSpec, task_lines: np.ndarray,
         else:
             private += seconds
         if i > 0:
-            served = above_rs - task_lines[:, i, 2]
-            latency_cycles += np.maximum(served, 0) * lv.latency
+            served = np.maximum(above_rs - task_lines[:, i, 2], 0)
+            latency_cycles += served * lv.latency
+            stall_cycles += (task_lines[:, i, 0] *
+                             spec.cores.cycles_per_level_line.get(lv.name, 0.0) +
+                             served * spec.cores.cycles_per_level_run.get(lv.name, 0.0))
         above_rs = task_lines[:, i, 2] if spec.memory else above_rs
     channels.append(("dram", spec.dram.bandwidth))
     shared_cols.append((task_mem[:, 0] + task_mem[:, 1]) * line)
@@ -144,7 +148,7 @@ def task_costs(workload: Workload, spec: HardwareSpec, task_lines: np.ndarray,
     # time on the compute side, so that the shared channel's transfers overlap it rather
     # than add to it
     compute = compute + (task_mem[:, 0] * spec.cores.cycles_per_dram_line +
-                         rs_dram * spec.cores.cycles_per_dram_run) / f
+                         rs_dram * spec.cores.cycles_per_dram_run + stall_cycles) / f
     latency = (latency_cycles / f + rs_dram * spec.dram.latency) / spec.cores.mlp
     latency = latency + cold_calls(workload, spec, task_lines)  # stalls, not overlapped
     return TaskCosts(compute, private, np.stack(shared_cols, axis=1), latency,

@@ -141,6 +141,14 @@ class CoreSpec(Strict):
                                        "beyond the latency over mlp: the prefetchers start "
                                        "each stream again; on the compute side like "
                                        "cycles_per_dram_line.")
+    cycles_per_level_line: dict[str, Annotated[float, Field(ge=0.0)]] = Field(
+        default_factory=dict, description="Per cache level beyond the first (by its `name`), "
+        "cycles a core stalls per line that level serves beyond what its compute hides; on "
+        "the compute side like cycles_per_dram_line. Missing: 0.")
+    cycles_per_level_run: dict[str, Annotated[float, Field(ge=0.0)]] = Field(
+        default_factory=dict, description="Per cache level beyond the first (by its `name`), "
+        "cycles a core stalls per sequential run (a row piece) that starts at that level, "
+        "beyond its latency over mlp; like cycles_per_dram_run. Missing: 0.")
     cycles_cold: dict[Literal["call", "gate_select"], Annotated[float, Field(ge=0.0)]] = Field(
         default_factory=dict, description="Per driver operation (call: the host program's "
         "call into a compiled kernel; gate_select: the gate's top-k selection), the extra "

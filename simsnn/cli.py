@@ -269,6 +269,8 @@ def cmd_hw_detect(args) -> int:
         to_yaml,
         write_hardware,
     )
+    from hwmodels.loader import parse_hardware
+    from simsnn.memory_calibration import stall_levels
     from simsnn.program_calibration import calibrate_program, program_overrides
     host = read_host()
     say = (lambda m: print(m, file=sys.stderr)) if not args.quiet else None
@@ -279,9 +281,12 @@ def cmd_hw_detect(args) -> int:
     data = [c for c in host.caches if c.type != "Instruction"]
     private = [c.size for c in data if not c.shared]
     largest = max((c.size for c in data), default=32 << 20)
+    # the profile's cache levels (effective sizes, latencies) for their stall benchmarks
+    levels = stall_levels(parse_hardware(build_hardware(host, cal, name=args.name)))
     prog = calibrate_program(f, host.simd_lanes, quick=args.quick, cores=host.count,
                              private_bytes=max(private) if private else None,
-                             dram=(largest, cal["dram"]["ns"] * 1e-9 / default_mlp(host)))
+                             dram=(largest, cal["dram"]["ns"] * 1e-9 / default_mlp(host)),
+                             levels=levels)
     overrides, sources, table = program_overrides(prog, cal.get("date", ""))
     hw = build_hardware(host, cal, name=args.name, core_overrides=overrides,
                         override_sources=sources)

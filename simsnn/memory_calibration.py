@@ -1,5 +1,8 @@
-"""The measured program's stall on weights that stream from DRAM (a micro-benchmark of the
-layer kernel, simsnn/measure_kernels.py), for ``simsnn hw detect`` and ``simsnn validate``
+"""The measured program's stall on weights that stream from DRAM or from a cache level beyond
+the first (micro-benchmarks of the layer kernel, simsnn/measure_kernels.py; the pieces are
+whole rows and half rows in 1, 2 and 4 pieces: longer than a few hundred bytes, since
+shorter ones with gaps as long pull the gaps in through the prefetchers and stream like whole
+rows), for ``simsnn hw detect`` and ``simsnn validate``
 through :func:`simsnn.program_calibration.calibrate_program`. Nothing here looks at the
 validation points."""
 from __future__ import annotations
@@ -8,27 +11,16 @@ import numpy as np
 
 from simsnn.program_calibration import _T, _time_layer
 
-#: (open units per row, runs they are split into) of the DRAM stall benchmark: whole rows and
-#: half rows in 1, 2 and 4 pieces (longer pieces than a few hundred bytes: shorter ones with
-#: gaps as long pull the gaps in through the prefetchers and stream like whole rows)
-DRAM_PIECES = ((4096, 1), (2048, 1), (2048, 2), (2048, 4))
 
-
-def dram_stall(clock_hz: float, largest_cache_bytes: int, run_latency_s: float = 0.0,
-               repeat: int = 5) -> dict:
-    """What the layer kernel loses beyond its compute when its weight rows stream from DRAM:
-    1,024 events per step (9 steps, ascending random rows) against rows of 4,096 fp16 weights
-    of a matrix at least twice ``largest_cache_bytes`` (and 64 MiB), each row read whole or
-    as 1-4 pieces of half of it (``DRAM_PIECES``), timed against the same events on 8
-    L1-resident rows (best of ``repeat``, interleaved). The differences, less the first-line
-    latency of each piece as the model already charges it (``run_latency_s``: the DRAM
-    latency over the memory-level parallelism), are fitted as b x lines + a x pieces
-    (non-negative least squares): ``dram_line`` (b, per line) and ``dram_run`` (a, per piece:
-    a stream the prefetchers must start again)."""
+def _piece_stall(n_rows: int, n_out: int, n_ev: int, inner: int, run_latency_s: float,
+                 repeat: int) -> tuple[float, float, list[dict]]:
+    """The layer kernel's loss beyond its compute on ``n_ev`` ascending random rows per step
+    (9 steps) of an ``n_rows`` x ``n_out`` fp16 matrix, each row read whole or as 1-4 pieces
+    of half of it, against the same events on 8 L1-resident rows (best of ``repeat``,
+    interleaved, ``inner`` calls each). The differences, less each piece's first-line
+    latency as the model already charges it (``run_latency_s``), fitted as b x lines + a x
+    pieces (non-negative least squares, relative error). Returns (b, a, per-shape timings)."""
     from scipy.optimize import nnls
-    n_out, n_ev = 4096, 1024
-    row_bytes = 2 * n_out
-    n_rows = max(8192, -(-2 * int(largest_cache_bytes) // row_bytes))
     rng = np.random.default_rng(0)
     w = np.full((n_rows, n_out), 0x2C00, np.uint16)  # fp16 0.0625: every page written
     ev_idx = np.stack([np.sort(rng.choice(n_rows, n_ev, replace=False))
@@ -39,7 +31,7 @@ def dram_stall(clock_hz: float, largest_cache_bytes: int, run_latency_s: float =
                 spk=np.zeros((1, _T, n_out), np.int64), spk_n=np.zeros((1, _T), np.int64))
     rows = _T * n_ev
     lines, pieces, extra, detail = [], [], [], []
-    for width, runs in DRAM_PIECES:
+    for width, runs in ((n_out, 1), (n_out // 2, 1), (n_out // 2, 2), (n_out // 2, 4)):
         seg = dict(base, s0=(np.arange(runs) * (n_out // runs)).astype(np.int64),
                    sl=np.full(runs, width // runs, np.int64))
         real = dict(seg, in_perm=np.arange(n_rows, dtype=np.int64))
@@ -47,19 +39,62 @@ def dram_stall(clock_hz: float, largest_cache_bytes: int, run_latency_s: float =
         times = {"real": [], "near": []}
         for _ in range(repeat + 1):
             for name, a in (("real", real), ("near", near)):
-                times[name].append(_time_layer(a, 1, 1)[0])
+                times[name].append(_time_layer(a, inner, 1)[0])
         best = {k: min(v[1:]) for k, v in times.items()}  # the first round warms up
         lines.append(rows * 2 * width / 64)
         pieces.append(rows * runs)
         extra.append(max(best["real"] - best["near"] - rows * runs * run_latency_s, 0.0))
         detail.append({"units": width, "runs": runs, "real_s": best["real"],
                        "near_s": best["near"]})
-    del w
     x = np.stack([lines, pieces], 1)
     scale = np.array(extra) + 1e-12  # relative error
     per_line, per_run = nnls(x / scale[:, None], np.array(extra) / scale)[0]
-    return {"dram_line": {"seconds": float(per_line), "spread": 0.0,
-                          "cycles": float(per_line) * clock_hz,
-                          "matrix_bytes": n_rows * row_bytes, "runs": detail},
-            "dram_run": {"seconds": float(per_run), "spread": 0.0,
-                         "cycles": float(per_run) * clock_hz}}
+    return float(per_line), float(per_run), detail
+
+
+def dram_stall(clock_hz: float, largest_cache_bytes: int, run_latency_s: float = 0.0,
+               repeat: int = 5) -> dict:
+    """What the layer kernel loses beyond its compute when its weight rows stream from DRAM
+    (:func:`_piece_stall`: 1,024 events per step against rows of 4,096 fp16 weights of a
+    matrix at least twice ``largest_cache_bytes`` and 64 MiB; ``run_latency_s``: the DRAM
+    latency over the memory-level parallelism): ``dram_line`` (per line) and ``dram_run``
+    (per piece: a stream the prefetchers must start again)."""
+    n_out = 4096
+    n_rows = max(8192, -(-2 * int(largest_cache_bytes) // (2 * n_out)))
+    per_line, per_run, detail = _piece_stall(n_rows, n_out, 1024, 1, run_latency_s, repeat)
+    return {"dram_line": {"seconds": per_line, "spread": 0.0, "cycles": per_line * clock_hz,
+                          "matrix_bytes": n_rows * 2 * n_out, "runs": detail},
+            "dram_run": {"seconds": per_run, "spread": 0.0, "cycles": per_run * clock_hz}}
+
+
+def cache_stalls(clock_hz: float, levels: list[tuple[str, int, int, float]],
+                 repeat: int = 5) -> dict:
+    """:func:`_piece_stall` for weights a cache level beyond the first serves: per level
+    (name, size, the size of the level above it, its latency over the memory-level
+    parallelism in seconds) a matrix of half its size, rows of up to 4,096 fp16 weights (at
+    least 64 rows), half of them read per step. A level less than 8x the one above it
+    cannot hold a matrix that the level above misses on and is left out (``skipped``).
+    Returns ``{"level_stall": {name: {"line": .., "run": ..}}, "level_stall_skipped": [..]}``."""
+    out: dict = {}
+    skipped = []
+    for name, size, above, run_latency_s in levels:
+        matrix = int(size) // 2
+        if matrix < 4 * int(above):
+            skipped.append(name)
+            continue
+        n_out = int(min(4096, 2 ** np.floor(np.log2(matrix / (2 * 64)))))
+        n_rows = matrix // (2 * n_out)
+        per_line, per_run, detail = _piece_stall(n_rows, n_out, n_rows // 2, 3,
+                                                 run_latency_s, repeat)
+        out[name] = {"line": {"seconds": per_line, "spread": 0.0, "cycles": per_line * clock_hz,
+                              "matrix_bytes": n_rows * 2 * n_out, "runs": detail},
+                     "run": {"seconds": per_run, "spread": 0.0, "cycles": per_run * clock_hz}}
+    return {"level_stall": out, "level_stall_skipped": skipped}
+
+
+def stall_levels(hw) -> list[tuple[str, int, int, float]]:
+    """The cache levels beyond the first of a hardware profile as :func:`cache_stalls`
+    takes them: (name, size, the size of the level above, latency / mlp in seconds)."""
+    f, mlp = hw.cores.frequency, hw.cores.mlp
+    return [(lv.name, int(lv.size), int(hw.memory[i - 1].size), lv.latency / f / mlp)
+            for i, lv in enumerate(hw.memory) if i > 0 and getattr(lv, "type", "") == "cache"]

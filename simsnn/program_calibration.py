@@ -141,8 +141,8 @@ def best_program(progs: list[dict], clock_hz: float, simd_width: int) -> dict:
     shared machine noise only adds time): every timed figure from the round where it was
     fastest, the parallel efficiency at its highest, the run fit redone on each width's
     fastest time (a minimum of fitted coefficients would mix rounds' fits), and the cold
-    driver figures and the DRAM stall, differences of two timings, at their median over the
-    rounds."""
+    driver figures and the DRAM and cache-level stalls, differences of two timings, at their
+    median over the rounds."""
     best: dict = {"method": progs[0].get("method", "")}
     for k, v in progs[0].items():
         if k == "parallel":
@@ -150,6 +150,12 @@ def best_program(progs: list[dict], clock_hz: float, simd_width: int) -> dict:
         elif k.startswith("cold.") or k in ("dram_line", "dram_run"):
             ranked = sorted((p[k] for p in progs), key=lambda e: e["seconds"])
             best[k] = ranked[(len(ranked) - 1) // 2]
+        elif k == "level_stall":
+            best[k] = {lv: {part: sorted((p[k][lv][part] for p in progs),
+                                         key=lambda e: e["seconds"])[(len(progs) - 1) // 2]
+                            for part in ("line", "run")} for lv in v}
+        elif k == "level_stall_skipped":
+            best[k] = v
         elif isinstance(v, dict) and isinstance(v.get("seconds"), float):
             best[k] = min((p[k] for p in progs), key=lambda e: e["seconds"])
     runs = {"widths": progs[0]["runs"]["widths"],
@@ -165,11 +171,14 @@ def best_program(progs: list[dict], clock_hz: float, simd_width: int) -> dict:
 def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
                       quick: bool = False, cores: int = 1,
                       private_bytes: int | None = None,
-                      dram: tuple[int, float] | None = None) -> dict:
+                      dram: tuple[int, float] | None = None,
+                      levels: list[tuple[str, int, int, float]] | None = None) -> dict:
     """Cycles per instruction (simd_width lanes) of the program's operations at ``clock_hz``
     (``private_bytes``: the size of the last private cache level, for the cold driver
     calls; ``dram``: (the largest cache's size, the DRAM latency over the memory-level
-    parallelism in seconds) for the DRAM stall per line; None skips them)."""
+    parallelism in seconds) for the DRAM stall per line; ``levels``: the cache levels
+    beyond the first, :func:`simsnn.memory_calibration.stall_levels`, for their stall per
+    line and per run; None skips them)."""
     inner = 20 if quick else 60
     n_out, n_ev = 1024, 64
     out: dict = {"method": __doc__.split("\n\n")[1].strip() if __doc__ else ""}
@@ -192,6 +201,9 @@ def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
     if dram is not None:
         from simsnn.memory_calibration import dram_stall
         out.update(dram_stall(clock_hz, dram[0], dram[1], 3 if quick else 5))
+    if levels:
+        from simsnn.memory_calibration import cache_stalls
+        out.update(cache_stalls(clock_hz, levels, 3 if quick else 5))
     out["task"] = _task_overhead(clock_hz, repeat, inner)
     out["sync"] = _sync_overhead(clock_hz, repeat, inner, cores, out["task"]["seconds"])
     out["parallel"] = time_parallel_efficiency(repeat, inner, cores)
@@ -444,6 +456,10 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
     # profile's figure as it is rather than writing 0 over it)
     over.update({f"cycles_per_{k}": prog[k]["cycles"] for k in ("dram_line", "dram_run")
                  if k in prog})
+    if prog.get("level_stall"):
+        for part in ("line", "run"):
+            over[f"cycles_per_level_{part}"] = {lv: v[part]["cycles"]
+                                                for lv, v in prog["level_stall"].items()}
     def rounded(v):
         return {k: rounded(x) for k, x in v.items()} if isinstance(v, dict) else round(v, 3)
     over = {k: rounded(v) for k, v in over.items()}
@@ -461,6 +477,8 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
            f"cycles_per_spike (the driver's merge of a layer's spikes into a sorted event "
            f"list), cycles_per_dram_line and cycles_per_dram_run (what the kernel loses per "
            f"line and per piece of a row it reads from DRAM beyond its compute), "
+           f"cycles_per_level_line and cycles_per_level_run (the same for rows a cache level "
+           f"beyond the first serves, from a matrix of half its size), "
            f"cycles_per_task (driver cost per layer and time step), "
            f"cycles_per_sync (what "
            f"{prog['sync']['cores']} threads add to it), parallel_efficiency (each core's "
@@ -481,6 +499,11 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
         rows.append(f"  tail.{d:<9} " + ", ".join(f"{b}: {c * 1e9:.3f}" for b, c in
                                                  v["seconds"].items()) +
                     " ns per element past a block of 8, 16, 32, 64")
+    for lv, v in prog.get("level_stall", {}).items():
+        rows.append(f"  stall.{lv:<8} {v['line']['seconds'] * 1e9:10.3f} ns per line, "
+                    f"{v['run']['seconds'] * 1e9:.3f} ns per run")
+    for lv in prog.get("level_stall_skipped", []):
+        rows.append(f"  stall.{lv:<8} not timed: less than 8x the level above it")
     rows.append(f"  parallel       efficiency {par['efficiency']:.2f} on {par['cores']} cores, "
                 f"spread {100 * par['spread']:5.1f} %")
     return over, [src], "\n".join(rows)

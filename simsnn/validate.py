@@ -106,12 +106,14 @@ def _program_costs(hw, cores: int) -> dict:
     on several cores, the parallel efficiency on that many cores (longer runs: it is the
     noisiest figure); the sync cost, caches, latencies, bandwidths and energies stay as
     detected."""
+    from simsnn.memory_calibration import stall_levels
     from simsnn.program_calibration import calibrate_program, time_parallel_efficiency
     private = [m for m in hw.memory if not m.shared]
     largest = max((int(m.size) for m in hw.memory), default=32 << 20)
     prog = calibrate_program(hw.cores.frequency, hw.cores.simd_width, repeat=5, quick=True,
                              cores=1, private_bytes=int(private[-1].size) if private else None,
-                             dram=(largest, hw.dram.latency / hw.cores.mlp))
+                             dram=(largest, hw.dram.latency / hw.cores.mlp),
+                             levels=stall_levels(hw))
     if cores > 1:
         prog["parallel"] = time_parallel_efficiency(7, 60, cores)
     return prog
@@ -175,7 +177,7 @@ def _settled(runs: list[dict], costs: list[dict], tol: float) -> bool:
         return True
     for key, v in costs[-1].items():
         if key in ("parallel_efficiency", "cycles_cold", "cycles_per_dram_line",
-                   "cycles_per_dram_run") or \
+                   "cycles_per_dram_run", "cycles_per_level_line", "cycles_per_level_run") or \
                 key.startswith("cycles_per_tail"):
             continue  # not minima (a maximum, medians); fitted corrections refitted at the end
         series = [[c[key][k] for c in costs] for k in v] if isinstance(v, dict) else \

@@ -125,7 +125,9 @@ def test_cli_measure_writes_a_measurement_json(tmp_path, capsys):
 def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     from simsnn.program_calibration import calibrate_program, program_overrides
     prog = calibrate_program(3e9, 8, repeat=2, quick=True, cores=2, private_bytes=256 << 10,
-                             dram=(1 << 20, 0.0))
+                             dram=(1 << 20, 0.0),
+                             levels=[("L2", 512 << 10, 32 << 10, 0.0), ("L3", 1 << 20, 512 << 10,
+                                                                         0.0)])
     for k in ("synop.fp32", "synop.fp16", "neuron_update", "event", "segment.fp32",
               "segment.fp16", "gate_op", "gate_row", "gate_call", "gate_act.relu",
               "gate_act.sigmoid", "gate_select", "task", "sync"):
@@ -151,6 +153,13 @@ def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     assert [(r["units"], r["runs"]) for r in prog["dram_line"]["runs"]] == [
         (4096, 1), (2048, 1), (2048, 2), (2048, 4)]
     assert all(r["near_s"] > 0 for r in prog["dram_line"]["runs"])
+    # the cache-level stalls: on a matrix of half the level, the level above 8x smaller;
+    # an L3 only 2x the L2 cannot be told from it and is left out
+    assert prog["level_stall"]["L2"]["line"]["matrix_bytes"] == 256 << 10
+    assert prog["level_stall_skipped"] == ["L3"]
+    assert set(over["cycles_per_level_line"]) == set(over["cycles_per_level_run"]) == {"L2"}
+    assert over["cycles_per_level_line"]["L2"] >= 0 and over["cycles_per_level_run"]["L2"] >= 0
+    assert "stall.L3" in table and "not timed" in table
     assert over["cycles_per_task"] > 0 and "measured program" in table
     from hwmodels.spec import CoreSpec
     CoreSpec(count=2, frequency=3e9, **over)  # the fields exist and validate

@@ -101,6 +101,33 @@ def test_dram_lines_stall_the_core_by_their_calibrated_cycles():
     assert d.total_s == pytest.approx(c.total_s)
 
 
+def test_lines_and_runs_a_cache_level_serves_stall_the_core_by_its_cycles():
+    # one task reading 4 runs of 2 lines twice: the second pass finds them in the 4 KiB L2
+    # (the 128 B L1 holds 2 lines)
+    addr = np.tile(np.arange(4) * 128, 2).astype(np.int64)
+    wl = Workload(addr, np.full(8, 128, np.int64), np.zeros(8, bool), np.array([0, 8]),
+                  np.zeros(1, np.int32), np.zeros(1, np.int32), np.full((1, 1), 1000.0),
+                  ("synop.fp32",), ["p"], 1)
+    hw = two_level_hw("128 B")
+    a = simulate_workload(wl, hw, "exact", cores=1)
+    b = simulate_workload(wl, hw.model_copy(update={"cores": hw.cores.model_copy(update={
+        "cycles_per_level_line": {"L2": 10.0}, "cycles_per_level_run": {"L2": 100.0}})}),
+        "exact", cores=1)
+    hits = a.task_lines[0, 1, 0]  # lines L2 served
+    runs = a.task_lines[0, 0, 2] - a.task_lines[0, 1, 2]  # runs that started in L2
+    assert hits == 8 and runs == 4
+    # 10 cycles per line and 100 per run at 1 GHz, on the compute side
+    assert b.compute_s[0] - a.compute_s[0] == pytest.approx((10 * 8 + 100 * 4) * 1e-9)
+
+
+def test_level_stalls_must_name_a_cache_level_beyond_the_first():
+    from hwmodels.errors import HardwareConfigError
+    data = two_level_hw("1 KiB").model_dump(mode="json")
+    data["cores"]["cycles_per_level_run"] = {"L1": 5.0}
+    with pytest.raises(HardwareConfigError, match="cycles_per_level_run"):
+        parse_hardware(data, "t.yaml")
+
+
 def test_overlapped_transfers_take_the_slowest_level_not_the_sum():
     slow = {"bandwidth": "0.1 GB/s", "latency": "100 ns",
             "energy_per_byte": {"energy": "20 pJ", "source": "test"}}
