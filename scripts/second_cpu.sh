@@ -12,7 +12,9 @@
 #   process may use are left out) on the detected profile: validate.log, summary.json,
 #   points.csv, points.json, predicted_vs_measured.png, all in $OUT (or ./second-cpu-out).
 #   SECOND_CPU_BUDGET (seconds, default 540) bounds detection + validation together; the
-#   per-point lines of validate.log survive a run cut short.
+#   per-point lines of validate.log survive a run cut short. SECOND_CPU_PROFILE=FILE skips
+#   the detection and validates on FILE (e.g. configs/hardware/second-cpu.yaml, the profile
+#   an earlier run detected there).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -44,9 +46,14 @@ case "${1:-}" in
         --target /tmp/site .whl/*.whl || exit 1
       export PYTHONPATH="/tmp/site:$PWD"
     fi
-    echo "== hw detect ($(date -u +%T))"
-    timeout 240 python3 -m simsnn.cli hw detect -o "$out/host.yaml" 2>&1 | tee "$out/detect.log"
-    hw="$out/host.yaml"
+    if [ -n "${SECOND_CPU_PROFILE:-}" ]; then  # a profile detected there before
+      hw="$SECOND_CPU_PROFILE"
+      echo "== no detection: validating on $hw" | tee "$out/detect.log"
+    else
+      echo "== hw detect ($(date -u +%T))"
+      timeout 240 python3 -m simsnn.cli hw detect -o "$out/host.yaml" 2>&1 | tee "$out/detect.log"
+      hw="$out/host.yaml"
+    fi
     if [ ! -s "$hw" ]; then
       echo "hw detect wrote no profile: validating on the xeon-16c preset instead" \
         | tee -a "$out/detect.log"
