@@ -6,9 +6,9 @@
 #   parts, mlxtend), at the versions of this environment, for CPython 3.12 into .whl/
 #   (ignored by git).
 # There (numpy, scipy, numba, pyyaml, h5py, tqdm present):   scripts/second_cpu.sh run
-#   installs those wheels into /tmp/site (when .whl/ holds any), records the machine
-#   (env.txt), detects the host (host.yaml, detect.log) and validates
-#   configs/validation/many-cores.yaml at 1, 4, 8 and 16 cores (those above the cores this
+#   installs those wheels into /tmp/site (when .whl/ holds any), records the machine and
+#   scripts/parallel_probe.py's parallel-call timings (env.txt), detects the host
+#   (host.yaml, detect.log) and validates configs/validation/many-cores.yaml at 1, 4, 8 and 16 cores (those above the cores this
 #   process may use are left out) on the detected profile: validate.log, summary.json,
 #   points.csv, points.json, predicted_vs_measured.png, all in $OUT (or ./second-cpu-out).
 #   SECOND_CPU_BUDGET (seconds, default 540) bounds detection + validation together; the
@@ -38,6 +38,7 @@ case "${1:-}" in
       lscpu 2>/dev/null || head -30 /proc/cpuinfo
       grep -H . /sys/devices/system/cpu/cpu0/cache/index*/{level,type,size,ways_of_associativity,shared_cpu_list} 2>/dev/null
       free -g 2>/dev/null
+      env | grep -E '^(OMP|KMP|GOMP|MKL|NUMBA|TBB)_' || echo "no OMP/KMP/GOMP/MKL/NUMBA/TBB variables set"
       python3 -c 'import numpy, scipy, numba, yaml; print("numpy", numpy.__version__, "scipy", scipy.__version__, "numba", numba.__version__)'
     } > "$out/env.txt" 2>&1
     export PYTHONPATH="$PWD" PYTHONUNBUFFERED=1
@@ -46,6 +47,8 @@ case "${1:-}" in
         --target /tmp/site .whl/*.whl || exit 1
       export PYTHONPATH="/tmp/site:$PWD"
     fi
+    # a parallel layer call back to back and after serial gaps, per thread count (seconds)
+    timeout 60 python3 scripts/parallel_probe.py >> "$out/env.txt" 2>&1
     if [ -n "${SECOND_CPU_PROFILE:-}" ]; then  # a profile detected there before
       hw="$SECOND_CPU_PROFILE"
       echo "== no detection: validating on $hw" | tee "$out/detect.log"

@@ -323,6 +323,10 @@ def measure(net: AnyNetwork, inputs: np.ndarray, labels: np.ndarray | None = Non
         "counters": count,
         "peak_rss_bytes": peak_rss_bytes(),
     }
+    # the parallel runtime the passes ran on (its wait policy decides what a layer call on
+    # several threads costs: simsnn/measure_kernels.py)
+    entry["threads"].update(layer=_threading_layer(),
+                            omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"))
     if labels is not None and scores is not None:
         entry["accuracy"] = float((scores.argmax(axis=1) == np.asarray(labels)[:n]).mean())
     else:
@@ -434,6 +438,14 @@ def host_summary() -> dict:
 def peak_rss_bytes() -> int:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _threading_layer() -> str:
+    import numba
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel call in this process yet (one-core runs)
+        return "none loaded"
 
 
 def set_threads(cores: int, pin: list[int] | None) -> dict:

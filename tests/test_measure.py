@@ -92,6 +92,10 @@ def test_measure_reports_latency_statistics_and_says_counters_are_missing(mnist,
     assert set(lat["per_layer_s"]) == {"input", "gate", "dense0", "dense1", "dense2"}
     assert 0 <= r["accuracy"] <= 1 and r["peak_rss_bytes"] > 0
     assert r["program_bytes"] >= r["weight_bytes"]
+    # the parallel runtime is recorded; workers spin unless the environment says otherwise
+    assert set(r["threads"]) >= {"threads", "affinity", "layer", "omp_wait_policy"}
+    import os
+    assert r["threads"]["omp_wait_policy"] == os.environ["OMP_WAIT_POLICY"]
 
 
 def test_perf_csv_parsing_keeps_counted_events_only():
