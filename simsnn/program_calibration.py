@@ -136,6 +136,15 @@ def fit_runs(runs: dict, per_event: float, clock_hz: float, simd_width: int) -> 
     return out
 
 
+#: the hardware-file fields of :func:`program_overrides` that :func:`best_program` does not
+#: take at their minimum over rounds: the parallel efficiency (its maximum), the cold driver
+#: figures and the DRAM and cache-level stalls (differences of two timings: their median),
+#: and the run remainders (refitted on the per-width minima)
+NOT_MINIMA = ("parallel_efficiency", "cycles_cold", "cycles_per_dram_line",
+              "cycles_per_dram_run", "cycles_per_level_line", "cycles_per_level_run",
+              "cycles_per_tail", "cycles_per_tail_dtype")
+
+
 def best_program(progs: list[dict], clock_hz: float, simd_width: int) -> dict:
     """Several :func:`calibrate_program` results as one, each figure at its best (on a
     shared machine noise only adds time): every timed figure from the round where it was
