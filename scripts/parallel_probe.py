@@ -19,8 +19,7 @@ import numba
 import numpy as np
 from numba import njit
 
-from simsnn import measure_kernels as mk
-from simsnn.program_calibration import _T, _layer_args
+from simsnn.program_calibration import parallel_layer_call
 
 
 @njit(cache=True)
@@ -37,17 +36,7 @@ def probe(threads: int, gaps_us: list[float], calls: int = 200) -> list[tuple[fl
     _spin(10_000_000)
     per_iter = (time.perf_counter() - t0) / 1e7
     numba.set_num_threads(threads)
-    a = _layer_args(8, 16 * threads, "fp16", 4)
-    s0 = np.arange(threads, dtype=np.int64) * 16
-    sl = np.full(threads, 16, np.int64)
-    ptr = np.arange(threads + 1, dtype=np.int64)
-    spk = np.zeros((threads, _T, 16 * threads), np.int64)
-    spk_n = np.zeros((threads, _T), np.int64)
-
-    def call():
-        mk.layer_cores(_T, a["ev_idx"], a["ev_val"], a["ev_n"], True, a["in_perm"], a["w"],
-                       a["bias"], False, a["cur"], a["state"], s0, sl, ptr, False,
-                       np.float32(0.9), np.float32(1e9), False, np.float32(0.0), spk, spk_n)
+    call = parallel_layer_call(threads, 16, 4)
     call()
     out = []
     for gap in gaps_us:
