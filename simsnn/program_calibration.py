@@ -145,6 +145,11 @@ NOT_MINIMA = ("parallel_efficiency", "cycles_cold", "cycles_per_dram_line",
               "cycles_per_tail", "cycles_per_tail_dtype")
 
 
+def _median_figure(entries: list[dict]) -> dict:
+    """The entry with the median ``seconds`` (the lower one of an even count)."""
+    return sorted(entries, key=lambda e: e["seconds"])[(len(entries) - 1) // 2]
+
+
 def best_program(progs: list[dict], clock_hz: float, simd_width: int) -> dict:
     """Several :func:`calibrate_program` results as one, each figure at its best (on a
     shared machine noise only adds time): every timed figure from the round where it was
@@ -157,11 +162,9 @@ def best_program(progs: list[dict], clock_hz: float, simd_width: int) -> dict:
         if k == "parallel":
             best[k] = max((p[k] for p in progs), key=lambda e: e["efficiency"])
         elif k.startswith("cold.") or k in ("dram_line", "dram_run"):
-            ranked = sorted((p[k] for p in progs), key=lambda e: e["seconds"])
-            best[k] = ranked[(len(ranked) - 1) // 2]
+            best[k] = _median_figure([p[k] for p in progs])
         elif k == "level_stall":
-            best[k] = {lv: {part: sorted((p[k][lv][part] for p in progs),
-                                         key=lambda e: e["seconds"])[(len(progs) - 1) // 2]
+            best[k] = {lv: {part: _median_figure([p[k][lv][part] for p in progs])
                             for part in ("line", "run")} for lv in v}
         elif k == "level_stall_skipped":
             best[k] = v
