@@ -34,7 +34,8 @@ from hwmodels.detect import KIB, MIB, PLAUSIBLE_CACHE_MAX, HostInfo, _fmt_size, 
 
 __all__ = [
     "NOISY_SPREAD", "calibrate", "measure_clock", "measure_latency", "measure_bandwidth",
-    "measure_synops", "measure_neuron_update", "assign_latencies", "fp16_supported",
+    "measure_synops", "measure_neuron_update", "measure_stream", "assign_latencies",
+    "stream_knee", "fp16_supported",
 ]
 
 NOISY_SPREAD = 0.05
@@ -58,6 +59,17 @@ def _chase(nxt, start, steps):
     for _ in range(steps):
         p = nxt[p]
     return p
+
+
+@njit(cache=True, fastmath=True)
+def _pages_sum(pages, order, passes):
+    acc = np.zeros(pages.shape[1], np.float32)
+    for _ in range(passes):
+        for p in order:
+            row = pages[p]
+            for i in range(row.shape[0]):   # vectorized: independent lanes
+                acc[i] += row[i]
+    return acc[0]
 
 
 @njit(cache=True, fastmath=True)
@@ -133,6 +145,7 @@ def _compile() -> float:
         f64 = np.ones(16)
         _clock_chain(16, 3, 5)
         _chase(np.zeros(8, np.uint64), np.uint64(0), 4)
+        _pages_sum(np.ones((2, 16), np.float32), np.arange(2), 1)
         _read_1t(f64, f64)
         _read_mt(f64, f64)
         _triad_1t(f64.copy(), f64, f64, 0.5)
@@ -219,6 +232,56 @@ def measure_latency(sizes: list[int], repeat: int = 5, target_s: float = 0.15,
         out.append({"size": int(size), "ns": ns, "spread": spread, "loads": work})
         del nxt
     return out
+
+
+PAGE = 4 * KIB
+
+
+def measure_stream(sizes: list[int], repeat: int = 5, target_s: float = 0.1,
+                   seed: int = 12345) -> list[dict]:
+    """ns per 64-B line of a streaming read of each working-set size (bytes), read again
+    and again: whole 4 KiB pages, sequential within a page (the layer kernel's access to a
+    weight row), the pages in a random order (no prefetch across pages). Where the pointer
+    chase's latency jumps at the reach of the TLB (one miss per load there, one per 64 lines
+    here) this curve still shows the cache's capacity."""
+    _compile()
+    rng = np.random.default_rng(seed)
+    out = []
+    for size in sizes:
+        n_pages = max(1, int(size) // PAGE)
+        pages = np.ones((n_pages, PAGE // 4), np.float32)
+        order = rng.permutation(n_pages).astype(np.int64)
+        _pages_sum(pages, order, 1)     # bring the set into the caches
+        work, times = _scaled_runs(lambda k, p=pages, o=order: _pages_sum(p, o, k), 1,
+                                   target_s, repeat, max_units=1 << 20)
+        ns, spread = _stats([t / (work * n_pages * (PAGE // LINE)) * 1e9 for t in times])
+        out.append({"size": int(n_pages * PAGE), "ns_per_line": ns, "spread": spread})
+        del pages
+    return out
+
+
+def stream_knee(stream: list[dict], above: int, cached: int) -> int | None:
+    """The largest working set of a :func:`measure_stream` curve that still streams at the
+    cache's rate: the curve beyond twice ``above`` (the level above's size) is read against
+    its plateau (its fastest point up to ``cached``, a size the cache surely holds) and its
+    largest set (DRAM); the knee is the last size before the first one more than a third of
+    the way from the plateau to DRAM. None when the curve cannot tell (fewer than 3 points,
+    or DRAM less than 1.3x the plateau: a read limited by the core, not the memory)."""
+    pts = sorted((p for p in stream if p["size"] > 2 * above), key=lambda p: p["size"])
+    if len(pts) < 3:
+        return None
+    plateau = min((p["ns_per_line"] for p in pts if p["size"] <= cached),
+                  default=pts[0]["ns_per_line"])
+    top = pts[-1]["ns_per_line"]
+    if top < 1.3 * plateau:
+        return None
+    limit = plateau + (top - plateau) / 3
+    knee = None
+    for p in pts:
+        if p["ns_per_line"] > limit:
+            break
+        knee = p["size"]
+    return knee
 
 
 def _threads_available(host: HostInfo | None) -> int:
@@ -310,9 +373,15 @@ def measure_neuron_update(repeat: int = 5, target_s: float = 0.2, n: int = 4096,
 # ---------------------------------------------------------------------------------------------
 # latency per cache level
 
-def assign_latencies(host: HostInfo, curve: list[dict]) -> tuple[list[dict], dict, list[str]]:
+def assign_latencies(host: HostInfo, curve: list[dict], stream: list[dict] | None = None
+                     ) -> tuple[list[dict], dict, list[str]]:
     """Give each cache level the latency measured at the largest working set not above half its
-    capacity, and DRAM the latency of the largest working set. Returns (levels, dram, notes)."""
+    capacity, and DRAM the latency of the largest working set. A level that measures more
+    than half DRAM's latency at half its capacity gets an ``effective`` size: where the
+    latency curve stays below half DRAM's, or, given a :func:`measure_stream` curve that
+    streams at the cache's rate further (the chase's jump was its TLB reach), the
+    :func:`stream_knee` (at most the reported size); its latency in both cases from the
+    chase at half the latency knee. Returns (levels, dram, notes)."""
     notes: list[str] = []
     if not curve:
         raise ValueError("empty latency curve")
@@ -357,19 +426,27 @@ def assign_latencies(host: HostInfo, curve: list[dict]) -> tuple[list[dict], dic
                 lv["ns"] >= 0.5 * largest["ns"] and fast:
             knee = fast[-1]["size"]
             inner = levels[k - 1]["size"] if k else 0
+            s_knee = stream_knee(stream, inner, knee) if stream else None
+            by_stream = s_knee is not None and s_knee > knee
+            size = min(s_knee, lv["size"]) if by_stream else knee
             if inner < knee < lv["size"]:
-                # the capacity this host really gets, its latency probed at half of it
+                # the capacity this host really gets, its latency probed at half the
+                # latency knee (beyond it the chase pays page walks)
                 half = [p for p in curve if p["size"] <= knee // 2] or curve[:1]
-                lv["effective"] = {"size": knee, "probe": half[-1]["size"],
+                lv["effective"] = {"size": size, "probe": half[-1]["size"],
                                    "ns": half[-1]["ns"], "spread": half[-1]["spread"]}
+                if by_stream:
+                    lv["effective"]["latency_knee"] = knee
             notes.append(f"{lv['name']} at half its reported {_fmt_size(lv['size'])} measures "
-                         f"{lv['ns']:.3g} ns, more than half of DRAM's {largest['ns']:.3g} ns: the "
-                         f"capacity this host really gets is smaller (the latency curve stays "
-                         f"below half the DRAM latency up to {_fmt_size(knee)}, e.g. "
-                         f"{fast[-1]['ns']:.3g} ns there); noisy neighbours, cache partitioning "
-                         "or TLB reach" + (f"; the profile models it at {_fmt_size(knee)}, its "
-                                           f"latency probed at {_fmt_size(half[-1]['size'])}"
-                                           if "effective" in lv else ""))
+                         f"{lv['ns']:.3g} ns, more than half of DRAM's {largest['ns']:.3g} ns "
+                         f"(the latency curve stays below half the DRAM latency up to "
+                         f"{_fmt_size(knee)}, e.g. {fast[-1]['ns']:.3g} ns there)"
+                         + (f"; whole 4 KiB pages still stream at the cache's rate up to "
+                            f"{_fmt_size(s_knee)}: the chase's jump is its TLB reach (a page "
+                            f"walk per load), the cache holds more" if by_stream else
+                            "; noisy neighbours, cache partitioning or TLB reach")
+                         + (f"; the profile models it at {_fmt_size(size)}, its latency probed "
+                            f"at {_fmt_size(half[-1]['size'])}" if "effective" in lv else ""))
     return levels, dram, notes
 
 
@@ -381,6 +458,11 @@ def _pow2_sizes(lo: int, hi: int) -> list[int]:
         out.append(s)
         s *= 2
     return out
+
+
+def _stream_sizes(lo: int, hi: int) -> list[int]:
+    """Powers of two and 1.5x them from ``lo`` to ``hi``."""
+    return sorted(set(x for p in _pow2_sizes(lo, hi) for x in (p, p * 3 // 2) if x <= hi))
 
 
 def calibrate(host: HostInfo | None = None, quick: bool = False, repeat: int | None = None, *,
@@ -420,6 +502,14 @@ def calibrate(host: HostInfo | None = None, quick: bool = False, repeat: int | N
     say(f"load latency (pointer chase, 8 KiB to {_fmt_size(max_size)})")
     curve = measure_latency(_pow2_sizes(8 * KIB, max_size), repeat, target * 0.75)
     levels, dram, lat_notes = assign_latencies(host, curve)
+    stream: list[dict] = []
+    flagged = [k for k, lv in enumerate(levels) if "effective" in lv]
+    if flagged:  # is the latency knee the cache's capacity or the TLB's reach?
+        above = levels[flagged[0] - 1]["size"] if flagged[0] else 4 * KIB
+        say(f"streaming read by working set ({_fmt_size(2 * above)} to "
+            f"{_fmt_size(max_size)})")
+        stream = measure_stream(_stream_sizes(2 * above, max_size), repeat, target * 0.25)
+        levels, dram, lat_notes = assign_latencies(host, curve, stream)
     notes += lat_notes
 
     say("memory bandwidth")
@@ -495,6 +585,7 @@ def calibrate(host: HostInfo | None = None, quick: bool = False, repeat: int | N
         "target_s": target,
         "figures": figures,
         "latency_curve": curve,
+        "stream_curve": stream,
         "levels": levels,
         "dram": dram,
         "noisy": noisy,

@@ -496,9 +496,14 @@ def build_hardware(host: HostInfo, cal: dict, name: str = "host", *,
         size, eff = c.size, lv.get("effective")
         if eff:  # the capacity this host really gets (a VM's share, noisy neighbours)
             size, lv = eff["size"], dict(lv, probe=eff["probe"], ns=eff["ns"])
-            geometry_note += (f"; effective size {_fmt_size(size)} of the {_fmt_size(c.size)} "
-                              f"/sys reports: the latency curve stays below half the DRAM "
-                              f"latency up to {_fmt_size(size)} only")
+            geometry_note += (
+                f"; effective size {_fmt_size(size)} of the {_fmt_size(c.size)} /sys reports: "
+                + (f"whole pages stream at the cache's rate up to {_fmt_size(size)} (the "
+                   f"pointer chase jumps at {_fmt_size(eff['latency_knee'])}, its TLB reach; "
+                   f"latency from the {_fmt_size(eff['probe'])} probe)"
+                   if "latency_knee" in eff else
+                   f"the latency curve stays below half the DRAM latency up to "
+                   f"{_fmt_size(size)} only"))
             if size % (line * ways):
                 ways = 1
         latency = round(lv["ns"] * 1e-9 * f, 1)
@@ -653,6 +658,12 @@ def format_report(host: HostInfo, cal: dict) -> str:
         flag = "  noisy" if f"latency@{_fmt_size(p['size'])}" in cal.get("noisy", []) else ""
         out.append(f"{_fmt_size(p['size']):>12} {p['ns']:>9.3f} {_fmt_pct(p['spread']):>8}"
                    f"{flag}")
+    if cal.get("stream_curve"):
+        out += ["", f"{'working set':>12} {'ns/line':>9} {'spread':>8}  (streaming read, "
+                "whole pages in a random order)"]
+        for p in cal["stream_curve"]:
+            out.append(f"{_fmt_size(p['size']):>12} {p['ns_per_line']:>9.3f} "
+                       f"{_fmt_pct(p['spread']):>8}")
     out += ["", "cache levels (latency from the probe at about half the capacity):"]
     for lv in cal.get("levels", []):
         out.append(f"  {lv['name']:<4} {_fmt_size(lv['size']):>10}: probe "

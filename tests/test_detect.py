@@ -11,7 +11,13 @@ import yaml
 
 import hwmodels.calibrate as calibrate_mod
 from hwmodels import HardwareConfigError, load_hardware, parse_hardware
-from hwmodels.calibrate import assign_latencies, calibrate, measure_latency
+from hwmodels.calibrate import (
+    assign_latencies,
+    calibrate,
+    measure_latency,
+    measure_stream,
+    stream_knee,
+)
 from hwmodels.detect import (
     DetectError,
     build_hardware,
@@ -320,6 +326,60 @@ def test_an_l3_whose_curve_says_less_gets_its_effective_size(tmp_path):
     cal["latency_curve"].append({"size": 1024 * MiB, "ns": 110.0, "spread": 0.02, "loads": 1})
     levels, _, _ = assign_latencies(host, cal["latency_curve"])
     assert not any("effective" in lv for lv in levels)
+
+
+def _stream(knee: int, top: int = 256 * MiB) -> list[dict]:
+    """A streaming-read curve: 1.5 ns per line up to ``knee``, DRAM's 6 ns beyond."""
+    sizes, s = [], 1 * MiB
+    while s <= top:
+        sizes += [s, s * 3 // 2]
+        s *= 2
+    return [{"size": sz, "ns_per_line": 1.5 if sz <= knee else 6.0, "spread": 0.02}
+            for sz in sizes if sz <= top]
+
+
+def test_stream_knee_reads_the_capacity_off_a_streaming_curve():
+    assert stream_knee(_stream(16 * MiB), 512 * KiB, 4 * MiB) == 16 * MiB
+    assert stream_knee(_stream(24 * MiB), 512 * KiB, 4 * MiB) == 24 * MiB
+    # a third of the way to DRAM still counts as the cache; half of it does not
+    curve = _stream(8 * MiB)
+    for p in curve:
+        if p["size"] == 12 * MiB:
+            p["ns_per_line"] = 2.9
+    assert stream_knee(curve, 512 * KiB, 4 * MiB) == 12 * MiB
+    curve[[p["size"] for p in curve].index(12 * MiB)]["ns_per_line"] = 3.9
+    assert stream_knee(curve, 512 * KiB, 4 * MiB) == 8 * MiB
+    # a flat curve (the read limited by the core) or too few points: no answer
+    flat = [dict(p, ns_per_line=2.0) for p in _stream(8 * MiB)]
+    assert stream_knee(flat, 512 * KiB, 4 * MiB) is None
+    assert stream_knee(_stream(8 * MiB)[:2], 256 * KiB, 4 * MiB) is None
+
+
+def test_a_latency_knee_at_the_tlb_reach_keeps_the_streamed_capacity(tmp_path):
+    host = read_host(intel_tree(tmp_path))          # L3 480 MiB as /sys reports
+    cal = fake_cal(host)                             # latency knee at 64 MiB
+    # whole pages stream at the cache's rate up to 96 MiB: the L3 is modelled at that
+    levels, _, notes = assign_latencies(host, cal["latency_curve"], _stream(96 * MiB, 1024 * MiB))
+    l3 = {lv["name"]: lv for lv in levels}["L3"]
+    assert l3["effective"] == {"size": 96 * MiB, "probe": 32 * MiB, "ns": 30.0,
+                               "spread": 0.02, "latency_knee": 64 * MiB}
+    assert any("TLB reach" in n and "96 MiB" in n for n in notes)
+    cal["levels"] = levels
+    spec = parse_hardware(build_hardware(host, cal))
+    assert spec.memory[2].size == 96 * MiB and spec.memory[2].latency == pytest.approx(90.0)
+    # a stream whose knee is below the latency knee changes nothing
+    levels, _, _ = assign_latencies(host, cal["latency_curve"], _stream(16 * MiB))
+    assert {lv["name"]: lv for lv in levels}["L3"]["effective"]["size"] == 64 * MiB
+    # nor does one that cannot tell
+    flat = [dict(p, ns_per_line=2.0) for p in _stream(16 * MiB)]
+    levels, _, _ = assign_latencies(host, cal["latency_curve"], flat)
+    assert "latency_knee" not in {lv["name"]: lv for lv in levels}["L3"]["effective"]
+
+
+def test_measure_stream_is_per_line_and_page_rounded():
+    out = measure_stream([64 * KiB, 256 * KiB + 100], repeat=2, target_s=0.005)
+    assert [p["size"] for p in out] == [64 * KiB, 256 * KiB]
+    assert all(0 < p["ns_per_line"] < 1000 and p["spread"] >= 0 for p in out)
 
 
 def test_arm_defaults(tmp_path):
