@@ -241,9 +241,10 @@ def measure_stream(sizes: list[int], repeat: int = 5, target_s: float = 0.1,
                    seed: int = 12345) -> list[dict]:
     """ns per 64-B line of a streaming read of each working-set size (bytes), read again
     and again: whole 4 KiB pages, sequential within a page (the layer kernel's access to a
-    weight row), the pages in a random order (no prefetch across pages). Where the pointer
-    chase's latency jumps at the reach of the TLB (one miss per load there, one per 64 lines
-    here) this curve still shows the cache's capacity."""
+    weight row), the pages in a random order (no prefetch across pages). The pointer chase's
+    latency can jump well before a cache is full (on the development VM at 4-8 MiB of a
+    32 MiB L3 that streams whole pages at its rate up to 12-16 MiB); this curve shows the
+    capacity that streamed rows get."""
     _compile()
     rng = np.random.default_rng(seed)
     out = []
@@ -379,7 +380,7 @@ def assign_latencies(host: HostInfo, curve: list[dict], stream: list[dict] | Non
     capacity, and DRAM the latency of the largest working set. A level that measures more
     than half DRAM's latency at half its capacity gets an ``effective`` size: where the
     latency curve stays below half DRAM's, or, given a :func:`measure_stream` curve that
-    streams at the cache's rate further (the chase's jump was its TLB reach), the
+    streams at the cache's rate further (the chase's jump was not the capacity), the
     :func:`stream_knee` (at most the reported size); its latency in both cases from the
     chase at half the latency knee. Returns (levels, dram, notes)."""
     notes: list[str] = []
@@ -442,8 +443,9 @@ def assign_latencies(host: HostInfo, curve: list[dict], stream: list[dict] | Non
                          f"(the latency curve stays below half the DRAM latency up to "
                          f"{_fmt_size(knee)}, e.g. {fast[-1]['ns']:.3g} ns there)"
                          + (f"; whole 4 KiB pages still stream at the cache's rate up to "
-                            f"{_fmt_size(s_knee)}: the chase's jump is its TLB reach (a page "
-                            f"walk per load), the cache holds more" if by_stream else
+                            f"{_fmt_size(s_knee)}: the cache holds more than the chase's "
+                            f"jump suggests (a random line per load pays more there: page "
+                            f"walks, or the replacement of isolated lines)" if by_stream else
                             "; noisy neighbours, cache partitioning or TLB reach")
                          + (f"; the profile models it at {_fmt_size(size)}, its latency probed "
                             f"at {_fmt_size(half[-1]['size'])}" if "effective" in lv else ""))
@@ -504,7 +506,7 @@ def calibrate(host: HostInfo | None = None, quick: bool = False, repeat: int | N
     levels, dram, lat_notes = assign_latencies(host, curve)
     stream: list[dict] = []
     flagged = [k for k, lv in enumerate(levels) if "effective" in lv]
-    if flagged:  # is the latency knee the cache's capacity or the TLB's reach?
+    if flagged:  # is the latency knee the cache's capacity for streamed rows?
         above = levels[flagged[0] - 1]["size"] if flagged[0] else 4 * KIB
         say(f"streaming read by working set ({_fmt_size(2 * above)} to "
             f"{_fmt_size(max_size)})")

@@ -23,6 +23,7 @@ class ThroughputCore(CoreModel):
     synaptic accumulates and MACs cost ``cycles_per_synop / simd_width`` (or the weight dtype's
     ``cycles_per_synop_dtype``), the small element-wise operations (readout, input, pool)
     ``cycles_per_synop / simd_width``; neuron updates ``cycles_per_neuron_update / simd_width``;
+    the encoder's inputs ``cycles_per_input`` each where it is set;
     gate MACs ``cycles_per_gate_op / simd_width`` (the small non-spiking MLPs: also
     ``cycles_per_gate_row`` per visited row, ``cycles_per_gate_call`` per run,
     ``cycles_per_gate_select`` per top-k selection, ``cycles_per_gate_act[act]`` per hidden
@@ -44,6 +45,8 @@ class ThroughputCore(CoreModel):
         if base in ("synop", "mac"):
             return s.cycles_per_synop_dtype.get(op_qualifier(kind, "fp32"),
                                                 s.cycles_per_synop) / s.simd_width
+        if base == "input_op" and s.cycles_per_input is not None:
+            return s.cycles_per_input
         if base in ("readout_op", "input_op", "pool_op"):
             return s.cycles_per_synop / s.simd_width
         if base == "neuron_update":

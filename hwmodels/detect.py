@@ -499,8 +499,8 @@ def build_hardware(host: HostInfo, cal: dict, name: str = "host", *,
             geometry_note += (
                 f"; effective size {_fmt_size(size)} of the {_fmt_size(c.size)} /sys reports: "
                 + (f"whole pages stream at the cache's rate up to {_fmt_size(size)} (the "
-                   f"pointer chase jumps at {_fmt_size(eff['latency_knee'])}, its TLB reach; "
-                   f"latency from the {_fmt_size(eff['probe'])} probe)"
+                   f"pointer chase jumps at {_fmt_size(eff['latency_knee'])}; latency from "
+                   f"the {_fmt_size(eff['probe'])} probe)"
                    if "latency_knee" in eff else
                    f"the latency curve stays below half the DRAM latency up to "
                    f"{_fmt_size(size)} only"))

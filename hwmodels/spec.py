@@ -77,6 +77,10 @@ class CoreSpec(Strict):
                                             "instruction (leak, add, compare, reset).")
     cycles_per_event: float = Field(4.0, ge=0.0, description="Fixed cycles per input event "
                                     "(decode the spike, compute the row address).")
+    cycles_per_input: float | None = Field(None, ge=0.0, description="Cycles per input "
+                                           "value the encoder reads (test, write of its "
+                                           "event slot) each time step; unset: an element-"
+                                           "wise operation, cycles_per_synop / simd_width.")
     cycles_per_gate_op: float = Field(1.0, gt=0.0, description="Cycles per MAC "
                                       "instruction of the small non-spiking MLPs: the gate "
                                       "and a task-specialized ensemble's aggregator.")
@@ -127,8 +131,8 @@ class CoreSpec(Strict):
                                        "that run on several cores.")
     cycles_per_spike: float = Field(0.0, ge=0.0, description="Cycles per output spike of a "
                                     "layer for turning the cores' spikes into the next "
-                                    "layer's sorted event list (gather, index lookup, sort), "
-                                    "on one core.")
+                                    "layer's sorted event list (gather, index lookup, "
+                                    "order check), on one core.")
     cycles_per_dram_line: float = Field(0.0, ge=0.0, description="Cycles a core stalls per "
                                         "line it reads from DRAM beyond what its compute "
                                         "hides (its own stream's bandwidth, the part of the "

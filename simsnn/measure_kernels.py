@@ -69,17 +69,20 @@ def _accum_impl(cur, w, row, s0, n, a):
 @njit(cache=True)
 def encode_input(x, ev_idx, ev_val):  # pragma: no cover - compiled
     """Input phase of every time step: read the inputs ``x`` (T, N) and write each step's
-    event list (index, value) of the non-zero inputs; returns the event counts (T,)."""
+    event list (index, value) of the non-zero inputs; returns the event counts (T,).
+    Branch-free (every input is written to the next free slot, which advances only past a
+    non-zero one; ``ev_idx``/``ev_val`` hold N per step): its time does not depend on the
+    pattern of zeros, which a branch would mispredict (random 20 % non-zero inputs took 3x
+    longer than MNIST digits), so one cost per input prices it."""
     T, n = x.shape
     counts = np.zeros(T, np.int64)
     for t in range(T):
         m = 0
         for i in range(n):
             v = x[t, i]
-            if v != 0.0:
-                ev_idx[t, m] = i
-                ev_val[t, m] = v
-                m += 1
+            ev_idx[t, m] = i
+            ev_val[t, m] = v
+            m += v != 0.0
         counts[t] = m
     return counts
 
@@ -144,16 +147,26 @@ def layer_one_core(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, 
 @njit(cache=True)
 def merge_events(spk, spk_n, inv_perm, out_idx):  # pragma: no cover - compiled
     """The cores' spiking storage positions of each step -> one event list of unit indices in
-    ascending order (the order the next layer accumulates them in); returns counts (T,)."""
+    ascending order (the order the next layer accumulates them in); returns counts (T,).
+    A step's list is sorted (in place) only when it did not arrive in order: dense layers
+    and contiguous groups store units in unit order and each core's share follows the
+    previous one's, so their lists arrive sorted; a sort costs ~0.2 us even for a few
+    spikes."""
     n_cores, T = spk_n.shape
     counts = np.zeros(T, np.int64)
     for t in range(T):
         m = 0
+        ordered = True
+        last = -1
         for c in range(n_cores):
             for e in range(spk_n[c, t]):
-                out_idx[t, m] = inv_perm[spk[c, t, e]]
+                u = inv_perm[spk[c, t, e]]
+                ordered &= u > last
+                last = u
+                out_idx[t, m] = u
                 m += 1
-        out_idx[t, :m] = np.sort(out_idx[t, :m])
+        if not ordered:
+            out_idx[t, :m].sort()
         counts[t] = m
     return counts
 

@@ -167,7 +167,7 @@ def timed_rounds(jobs: list[tuple], hw, cores: int, *, rounds: int, max_rounds: 
 def _settled(runs: list[dict], costs: list[dict], tol: float) -> bool:
     """Whether the last round improved no best-of figure by more than ``tol`` (relative):
     the measured latency and each re-timed one-core cost that is a minimum over rounds."""
-    from simsnn.program_calibration import NOT_MINIMA
+    from simsnn.program_calibration import MINIMA
     def gain(vals: list[float]) -> float:
         before = min(vals[:-1])
         return (before - min(before, vals[-1])) / before if before > 0 else 0.0
@@ -177,8 +177,8 @@ def _settled(runs: list[dict], costs: list[dict], tol: float) -> bool:
     if len(costs) < 2:
         return True
     for key, v in costs[-1].items():
-        if key in NOT_MINIMA:
-            continue  # a maximum, medians, refitted remainders
+        if key not in MINIMA:
+            continue  # a maximum, medians, refits
         series = [[c[key][k] for c in costs] for k in v] if isinstance(v, dict) else \
             [[c[key] for c in costs]]
         if any(gain(x) > tol for x in series):

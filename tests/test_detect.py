@@ -355,7 +355,7 @@ def test_stream_knee_reads_the_capacity_off_a_streaming_curve():
     assert stream_knee(_stream(8 * MiB)[:2], 256 * KiB, 4 * MiB) is None
 
 
-def test_a_latency_knee_at_the_tlb_reach_keeps_the_streamed_capacity(tmp_path):
+def test_a_latency_knee_below_the_streamed_capacity_keeps_the_streamed_one(tmp_path):
     host = read_host(intel_tree(tmp_path))          # L3 480 MiB as /sys reports
     cal = fake_cal(host)                             # latency knee at 64 MiB
     # whole pages stream at the cache's rate up to 96 MiB: the L3 is modelled at that
@@ -363,7 +363,7 @@ def test_a_latency_knee_at_the_tlb_reach_keeps_the_streamed_capacity(tmp_path):
     l3 = {lv["name"]: lv for lv in levels}["L3"]
     assert l3["effective"] == {"size": 96 * MiB, "probe": 32 * MiB, "ns": 30.0,
                                "spread": 0.02, "latency_knee": 64 * MiB}
-    assert any("TLB reach" in n and "96 MiB" in n for n in notes)
+    assert any("stream at the cache's rate up to 96 MiB" in n for n in notes)
     cal["levels"] = levels
     spec = parse_hardware(build_hardware(host, cal))
     assert spec.memory[2].size == 96 * MiB and spec.memory[2].latency == pytest.approx(90.0)

@@ -64,6 +64,34 @@ def test_fp16_weights_widen_exactly_for_every_bit_pattern():
     assert np.array_equal(cur[np.isinf(want)], want[np.isinf(want)])
 
 
+def test_encoder_and_merge_give_the_event_lists_of_numpy():
+    from simsnn import measure_kernels as mk
+    rng = np.random.default_rng(3)
+    x = np.where(rng.random((5, 300)) < 0.3, rng.random((5, 300)), 0.0).astype(np.float32)
+    idx, val = np.zeros((5, 300), np.int32), np.zeros((5, 300), np.float32)
+    n = mk.encode_input(x, idx, val)
+    for t in range(5):
+        nz = np.nonzero(x[t])[0]
+        assert n[t] == nz.size
+        assert np.array_equal(idx[t, :n[t]], nz) and np.array_equal(val[t, :n[t]], x[t, nz])
+    # spikes of two cores: in order (kept as they are) or scattered (sorted)
+    inv = rng.permutation(64).astype(np.int64)
+    spk = np.zeros((2, 3, 64), np.int64)
+    spk_n = np.array([[3, 0, 2], [2, 1, 0]], np.int64)
+    spk[0, 0, :3], spk[1, 0, :2] = [5, 9, 20], [33, 40]
+    spk[1, 1, :1] = [7]
+    spk[0, 2, :2] = [50, 1]
+    out = np.zeros((3, 64), np.int32)
+    counts = mk.merge_events(spk, spk_n, inv, out)
+    assert counts.tolist() == [5, 1, 2]
+    assert out[0, :5].tolist() == sorted(inv[[5, 9, 20, 33, 40]].tolist())
+    assert out[1, :1].tolist() == [inv[7]]
+    assert out[2, :2].tolist() == sorted(inv[[50, 1]].tolist())
+    ident = np.arange(64, dtype=np.int64)
+    mk.merge_events(spk, spk_n, ident, out)
+    assert out[0, :5].tolist() == [5, 9, 20, 33, 40] and out[2, :2].tolist() == [1, 50]
+
+
 def test_interleaved_groups_and_static_partition_run_the_same_arithmetic(mnist):
     x, y = mnist
     net = simsnn.load_network("mnist-gated")
@@ -151,6 +179,7 @@ def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     assert all(v >= 0 for v in over["cycles_cold"].values())
     assert prog["cold.call"]["warm_s"] > 0
     assert prog["spike"]["seconds"] > 0 and over["cycles_per_spike"] > 0
+    assert prog["input"]["seconds"] > 0 and over["cycles_per_input"] > 0
     # the DRAM stall: measured on a matrix of at least 64 MiB, never negative
     assert prog["dram_line"]["matrix_bytes"] >= 64 << 20
     assert over["cycles_per_dram_line"] >= 0 and over["cycles_per_dram_run"] >= 0
@@ -169,7 +198,7 @@ def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     CoreSpec(count=2, frequency=3e9, **over)  # the fields exist and validate
 
 
-def test_run_fit_recovers_the_remainder_costs_and_takes_each_widths_best():
+def test_run_fit_recovers_the_remainder_costs_and_takes_each_widths_median():
     from simsnn.program_calibration import RUN_WIDTHS, best_program, fit_runs
     w = np.array(RUN_WIDTHS, float)
     # 12 ns per run, 0.25 ns per unit, 1.5 ns per unit past a block of 8, 0.3 past one of 32
@@ -192,9 +221,11 @@ def test_run_fit_recovers_the_remainder_costs_and_takes_each_widths_best():
         return {"runs": {"widths": list(RUN_WIDTHS), "spread": 0.1, "fp32": curve.tolist(),
                          "fp16": (2 * curve).tolist()},
                 "event": {"seconds": ev, "spread": 0.0},
+                "task": {"seconds": 100 * ev, "spread": 0.0},
                 "parallel": {"seconds": 1.0, "efficiency": 0.6, "spread": 0.0}}
-    best = best_program([prog(slow_a, 2e-9), prog(slow_b, 3e-9)], 1e9, 8)
-    assert best["event"]["seconds"] == 2e-9
+    best = best_program([prog(slow_a, 2e-9), prog(slow_b, 3e-9), prog(true, 2.5e-9)], 1e9, 8)
+    assert best["event"]["seconds"] == 2.5e-9  # a difference of timings: the median
+    assert best["task"]["seconds"] == pytest.approx(200e-9)  # a direct timing: the best
     assert best["runs"]["fp32"] == pytest.approx(true.tolist())
     assert best["tail.fp32"]["seconds"][8] == pytest.approx(1.5e-9, rel=1e-6)
 

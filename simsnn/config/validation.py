@@ -51,9 +51,9 @@ class ValidationConfig(Strict):
     rounds: PositiveInt = Field(3, description="Rounds per point (at least), each "
                                 "re-timing the program's costs (with `recalibrate`) and "
                                 "then measuring `repeat` passes: the measured latency is "
-                                "the best pass of all rounds and each re-timed figure its "
-                                "best over the rounds, so both sides see the machine at "
-                                "its quietest.")
+                                "the best pass of all rounds, each re-timed direct timing "
+                                "its best over the rounds (both sides see the machine at "
+                                "its quietest) and each difference of timings its median.")
     max_rounds: PositiveInt = Field(8, description="More rounds are run, up to this many, "
                                     "while the last one still improved a best-of figure "
                                     "(the measured latency or a re-timed cost) by more than "
