@@ -15,7 +15,10 @@ timed passes, with the spread (max - min) / best:
   epilogue and scalar remainder), a - (event) per run of open units (the loop's setup for
   that weight width);
 - neuron update: the same layer with no events (bias store + LIF update per unit and step);
-- event: events against a one-unit segment (decode, row lookup, loop setup);
+- event: events against a one-unit segment (decode, row lookup, loop setup), less a run's
+  setup (the slope of the time per event over 1-8 runs of 64 units beyond their
+  accumulates, :func:`_run_setup`), which the run fit's ``segment`` then carries for every
+  run an event visits;
 - the small MLPs (gate, aggregator): per MAC, per visited row, per call, per hidden unit's
   activation (relu, sigmoid) and the gate's top-k selection (see :func:`_mlp_costs`);
 - parallel efficiency: the same per-core accumulate work on one thread, then on all cores at
@@ -125,6 +128,39 @@ def _measure_runs(inner: int, repeat: int, n_ev: int) -> dict:
     return out
 
 
+def _event_cost(inner: int, repeat: int) -> tuple[float, float]:
+    """Seconds per input event against one run of one unit (256 events on 8 L1-resident
+    rows, less the same layer with no events): the event's own cost (decode, row lookup)
+    and its run's setup. Returns (seconds, spread)."""
+    ev_s, ev_sp = _time_layer(_layer_args(8, 1, "fp32", 256), inner, repeat)
+    base_s, _ = _time_layer(_layer_args(8, 1, "fp32", 0), inner, repeat)
+    return max(ev_s - base_s, 0.0) / (_T * 256), ev_sp
+
+
+def _run_setup(inner: int, repeat: int, per_synop: float, width: int = 64) -> dict:
+    """Seconds per run of open units an event visits beyond its compute: the time per event
+    against k = 1, 2, 4, 8 runs of ``width`` fp16 units (gaps of ``width`` between them, no
+    remainder for any block of 8 ... 64; 64 events on 8 L1-resident rows, less the same
+    layer with no events), the slope over k less the run's ``width`` accumulates at
+    ``per_synop`` seconds each. :func:`calibrate_program` takes it out of the event cost,
+    which was timed against one run: an event that visits several runs (a gated layer's
+    shared units and open groups) pays the setup of each."""
+    ks, per, sp_max = (1, 2, 4, 8), [], 0.0
+    for k in ks:
+        pair = []
+        for n_ev in (64, 0):
+            a = _layer_args(8, 2 * width * k, "fp16", n_ev)
+            a["s0"] = (np.arange(k) * 2 * width).astype(np.int64)
+            a["sl"] = np.full(k, width, np.int64)
+            sec, sp = _time_layer(a, inner, repeat)
+            pair.append(sec)
+            sp_max = max(sp_max, sp)
+        per.append(max(pair[0] - pair[1], 0.0) / (_T * 64))
+    slope = float(np.polyfit(np.array(ks, float), np.array(per), 1)[0])
+    return {"seconds": max(slope - width * per_synop, 0.0), "spread": sp_max,
+            "per_run_s": slope}
+
+
 def fit_runs(runs: dict, per_event: float, clock_hz: float, simd_width: int) -> dict:
     """Per dtype, the time per event against one run of W units (:func:`_measure_runs`)
     fitted as a + b W + sum over B of c_B (W mod B), B = 8, 16, 32, 64, on relative error:
@@ -227,11 +263,14 @@ def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
     out["neuron_update"] = {"seconds": per_update, "spread": upd_sp,
                             "cycles_per_instruction": per_update * clock_hz * simd_width}
     # events against a one-unit segment: per-event overhead
-    ev_s, ev_sp = _time_layer(_layer_args(8, 1, "fp32", 256), inner * 4, repeat)
-    base_s, _ = _time_layer(_layer_args(8, 1, "fp32", 0), inner * 4, repeat)
-    per_event = max(ev_s - base_s, 0.0) / (_T * 256)
-    out["event"] = {"seconds": per_event, "spread": ev_sp, "cycles": per_event * clock_hz}
+    one_run, ev_sp = _event_cost(inner * 4, repeat)
     out["runs"] = _measure_runs(inner, repeat, n_ev)
+    b16 = fit_runs(out["runs"], one_run, clock_hz, simd_width)["synop.fp16"]["seconds"]
+    out["run_setup"] = _run_setup(inner, repeat, b16)
+    out["run_setup"]["cycles"] = out["run_setup"]["seconds"] * clock_hz
+    per_event = max(one_run - out["run_setup"]["seconds"], 0.0)
+    out["event"] = {"seconds": per_event, "spread": ev_sp, "cycles": per_event * clock_hz,
+                    "with_one_run_s": one_run}
     out.update(fit_runs(out["runs"], per_event, clock_hz, simd_width))
     out.update(_mlp_costs(clock_hz, simd_width, repeat, inner))
     if private_bytes:

@@ -180,6 +180,9 @@ def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     assert prog["cold.call"]["warm_s"] > 0
     assert prog["spike"]["seconds"] > 0 and over["cycles_per_spike"] > 0
     assert prog["input"]["seconds"] > 0 and over["cycles_per_input"] > 0
+    # the event less a run's setup, timed apart
+    assert prog["run_setup"]["seconds"] >= 0
+    assert prog["event"]["with_one_run_s"] >= prog["event"]["seconds"] >= 0
     # the DRAM stall: measured on a matrix of at least 64 MiB, never negative
     assert prog["dram_line"]["matrix_bytes"] >= 64 << 20
     assert over["cycles_per_dram_line"] >= 0 and over["cycles_per_dram_run"] >= 0
