@@ -153,7 +153,7 @@ def timed_rounds(jobs: list[tuple], hw, cores: int, *, rounds: int, max_rounds: 
             j = (first + k) % len(jobs)
             net, xs, y, layout = jobs[j]
             runs[j].append(measure(net, xs, y, cores=cores, layout=layout, warmup=warmup,
-                                   repeat=repeat, seed=seed))
+                                   repeat=repeat, seed=seed, per_layer=True))
         done = len(runs[0])
         if done >= rounds and (done >= max_rounds or
                                all(_settled(job, costs, settle) for job in runs)):
@@ -273,6 +273,11 @@ def _row(u: dict, runs: list[dict], hw, memory_mode: str) -> dict:
             # how far the best-of figure moves between rounds: the second-best round's gap
             "measured_uncertainty": (bests[1] - best) / best if len(bests) > 1 else 0.0,
             "rounds": len(runs), "predicted_s": rep["latency_s"],
+            # where the time goes, both sides: the instrumented pass of each round (a clock
+            # read around each layer), each part at its best over the rounds
+            "measured_per_layer_s": {k: min(r["latency"]["per_layer_s"][k] for r in runs)
+                                     for k in m["latency"].get("per_layer_s", {})},
+            "predicted_per_layer_s": dict(rep["latency"]["per_layer_s"]),
             "predicted_compute_share": rep["latency"]["compute_share"],
             "error_pct": (rep["latency_s"] - best) / best * 100,
             "program_bytes": m["program_bytes"]}
@@ -280,7 +285,9 @@ def _row(u: dict, runs: list[dict], hw, memory_mode: str) -> dict:
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    # one value per cell: the per-layer breakdowns (dicts) are in points.json only
+    fields = [k for k, v in rows[0].items() if not isinstance(v, dict)]
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
     tmp = path.with_suffix(".csv.tmp")

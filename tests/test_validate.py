@@ -132,7 +132,15 @@ def test_validate_writes_points_plot_and_summary(tmp_path, capsys):
     # the group's points at the same scale and cores were measured together, round by round
     same = [p["rounds"] for p in pts if p["input_scale"] == 1.0]
     assert len(same) == 2 and same[0] == same[1] >= 3
-    assert (out / "points.csv").read_text().splitlines()[0].startswith("point,")
+    # where the time goes: the same layers on both sides, each part positive
+    for p in pts:
+        assert set(p["measured_per_layer_s"]) == set(p["predicted_per_layer_s"])
+        assert {"input", "dense0"} <= set(p["measured_per_layer_s"])
+        assert all(v > 0 for v in p["measured_per_layer_s"].values())
+    gated = next(p for p in pts if p["point"] == "shipped-gated")
+    assert "gate" in gated["measured_per_layer_s"]
+    header = (out / "points.csv").read_text().splitlines()[0]
+    assert header.startswith("point,") and "per_layer" not in header
     assert (out / "predicted_vs_measured.png").stat().st_size > 1000
     assert "MAPE" in capsys.readouterr().out
 
