@@ -415,3 +415,24 @@ def test_working_set_is_the_same_whatever_the_sample_chunks():
     assert one["bytes_per_inference"] == pytest.approx(all_["bytes_per_inference"])
     assert one["per_layer_bytes"] == pytest.approx(all_["per_layer_bytes"])
     assert one["bytes_per_inference"] > 0
+
+
+def test_core_shares_end_on_cache_lines_of_the_current():
+    from simsnn.lowering import LINE_UNITS, unit_shares
+    rng = np.random.default_rng(0)
+    perm = np.arange(1024)
+    for partition in ("active", "static"):
+        for cores in (2, 3, 4):
+            active = rng.random(1024) < 0.4
+            shares = unit_shares(perm, active, cores, partition)
+            assert np.array_equal(np.concatenate(shares), np.nonzero(active)[0])
+            lines = [set(s // LINE_UNITS) for s in shares]
+            for a in range(cores):  # no line written by two cores
+                for b in range(a + 1, cores):
+                    assert not lines[a] & lines[b]
+            if partition == "active":  # still balanced to within a line or so
+                sizes = [len(s) for s in shares]
+                assert max(sizes) - min(sizes) <= 2 * LINE_UNITS
+    # a readout smaller than a line: one core takes it all
+    sizes = [len(s) for s in unit_shares(np.arange(10), np.ones(10, bool), 2, "active")]
+    assert sizes == [10, 0]

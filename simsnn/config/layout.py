@@ -25,7 +25,8 @@ class LayoutConfig(Strict):
         "step_major: all layers at a time step, then the next (gate position 0 only).")
     partition: Literal["active", "static"] = Field(
         "active", description="Split a layer's work over cores: active = the open units in "
-        "equal shares; static = fixed equal blocks of all units.")
+        "nearly equal shares; static = fixed nearly equal blocks of all units; either way "
+        "each share ends on a 64-byte line of the current (16 units).")
     align: PositiveInt = Field(4096, description="Byte alignment of arrays of at least this "
                                "size (4096: pages, as an allocator maps large arrays).")
     small_align: PositiveInt = Field(64, description="Byte alignment of smaller arrays (64: "
