@@ -205,7 +205,9 @@ class _Lowerer:
         b2): one weight row per non-zero input (``rows_in``, ascending) and the bias row;
         with ``act``, the activation of every hidden unit and a row of w2 for each non-zero
         one. The trace does not hold the hidden values, so every hidden unit counts as
-        non-zero (exact for a sigmoid, an upper bound for a relu)."""
+        non-zero (exact for a sigmoid, an upper bound for a relu). Every input is scanned
+        (``input_op``: the kernel finds the non-zero ones branch-free, as the encoder
+        does)."""
         wbase, _ = self.lay.regions[region]
         wb = self.wb
         w1_row = hidden * wb
@@ -213,7 +215,8 @@ class _Lowerer:
         parts = [(wbase + rows_in * w1_row, np.full(rows_in.shape, w1_row), False),
                  (np.array([b1]), np.array([w1_row]), False)]
         ops = {"gate_call": 1, "gate_row": rows_in.shape[0] + 1,
-               "gate_op": (rows_in.shape[0] + 1) * hidden}
+               "gate_op": (rows_in.shape[0] + 1) * hidden,
+               "input_op": n_in}  # the branch-free scan for the non-zero inputs
         if act is not None:
             w2 = b1 + w1_row
             parts.append((np.array([w2]), np.array([(hidden + 1) * n_out * wb]), False))

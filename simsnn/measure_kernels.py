@@ -181,10 +181,15 @@ def gate_mlp(feat, w1, b1, w2, b2, mlp, sigmoid):  # pragma: no cover - compiled
     h = np.empty(hidden, np.float32)
     for j in range(hidden):
         h[j] = np.float32(0.0)
+    # the non-zero features, found branch-free as the encoder does (a branch per feature
+    # would cost what its pattern makes it), then their rows
+    nz = np.empty(feat.shape[0], np.int64)
+    m = 0
     for i in range(feat.shape[0]):
-        a = feat[i]
-        if a != 0.0:
-            accum(h, w1, i, 0, hidden, a)
+        nz[m] = i
+        m += feat[i] != 0.0
+    for k in range(m):
+        accum(h, w1, nz[k], 0, hidden, feat[nz[k]])
     one = np.ones(1, np.float32)
     accum(h, b1.reshape(1, hidden), 0, 0, hidden, one[0])
     if not mlp:
