@@ -248,9 +248,10 @@ class MeasuredProgram:
 
 
 def select_groups(scores: np.ndarray, class_to_groups: np.ndarray, top_k: int) -> np.ndarray:
-    """The gate's decision: the groups (bool) of its ``top_k`` best-scored classes."""
-    top = np.argsort(-scores, kind="stable")[:top_k]
-    return class_to_groups[top].any(axis=0)
+    """The gate's decision: the groups (bool) of its ``top_k`` best-scored classes (compiled,
+    ``measure_kernels.select_top``: the numpy version, an argsort and a fancy index, took
+    ~5 us a call here, as much as a small layer)."""
+    return mk.select_top(scores, class_to_groups, int(top_k))
 
 
 def run_measured(prog: MeasuredProgram, inputs: np.ndarray, seed: int = 0,

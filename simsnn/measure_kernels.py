@@ -172,6 +172,24 @@ def merge_events(spk, spk_n, inv_perm, out_idx):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
+def select_top(scores, class_to_groups, top_k):  # pragma: no cover - compiled
+    """The gate's decision: the groups (bool) of its ``top_k`` best-scored classes, ties to
+    the lower class index (numpy's stable ``argsort(-scores)``)."""
+    n = scores.shape[0]
+    taken = np.zeros(n, np.bool_)
+    groups = np.zeros(class_to_groups.shape[1], np.bool_)
+    for _ in range(min(top_k, n)):
+        best = -1
+        for i in range(n):
+            if not taken[i] and (best < 0 or scores[i] > scores[best]):
+                best = i
+        taken[best] = True
+        for j in range(class_to_groups.shape[1]):
+            groups[j] |= class_to_groups[best, j]
+    return groups
+
+
+@njit(cache=True)
 def gate_mlp(feat, w1, b1, w2, b2, mlp, sigmoid):  # pragma: no cover - compiled
     """Scores of a small non-spiking MLP (a gate, or an ensemble's aggregator):
     ``act(feat @ w1 + b1) @ w2 + b2`` with act relu, or the logistic function with

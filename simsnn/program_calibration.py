@@ -424,7 +424,7 @@ def cold_driver(clock_hz: float, private_bytes: int, n: int = 200) -> dict:
     stream stays within a shared level of a few MiB); the figure is the median cold time
     less the median warm one (``cold.call``: an inference of a one-unit readout network,
     i.e. the compiled encoder and layer calls and their arguments; ``cold.gate_select``:
-    the gate's top-k selection in numpy)."""
+    the gate's compiled top-k selection)."""
     from simsnn.measure import select_groups
     prog, x, static, buf = _tiny_program(1)
     rng = np.random.default_rng(0)

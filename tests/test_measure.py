@@ -240,3 +240,15 @@ def test_cli_hw_detect_writes_a_loadable_profile(tmp_path):
     hw = load_hardware(out)
     assert hw.cores.cycles_per_task > 0 and "fp16" in hw.cores.cycles_per_synop_dtype
     assert out.read_text().startswith("# simsnn hw detect")
+
+
+def test_compiled_gate_selection_is_numpys_stable_top_k():
+    from simsnn.measure import select_groups
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n, g = int(rng.integers(2, 12)), int(rng.integers(1, 6))
+        scores = rng.integers(0, 4, n).astype(np.float32)  # many ties
+        c2g = rng.random((n, g)) < 0.4
+        k = int(rng.integers(1, n + 1))
+        top = np.argsort(-scores, kind="stable")[:k]
+        assert np.array_equal(select_groups(scores, c2g, k), c2g[top].any(axis=0))
