@@ -110,12 +110,15 @@ def _layer_share(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cu
                 if readout:
                     state[j] += cur[j]
                 else:
+                    # branch-free: the slot is written every time and kept only for a
+                    # spike, so the update costs the same whichever units spike (a branch
+                    # on the spike mispredicts at the rate of the data's irregularity)
                     v = leak * state[j] + cur[j]
-                    if v > thr:
-                        spk[t, m] = j
-                        m += 1
-                        v = v - thr if soft else v_reset
-                    state[j] = v
+                    s = v > thr
+                    spk[t, m] = j
+                    m += s
+                    r = v - thr if soft else v_reset
+                    state[j] = r if s else v
         spk_n[t] = m
 
 
