@@ -31,7 +31,9 @@ class ThroughputCore(CoreModel):
     visit of a run of open units by an event (``segment``) ``cycles_per_segment`` (or the weight
     dtype's ``cycles_per_segment_dtype``), and each of its units past its last full block of B
     (``tail{B}`` counts W mod B per run) ``cycles_per_tail[B]`` (or the dtype's
-    ``cycles_per_tail_dtype``) more; every output spike ``cycles_per_spike`` (the merge into
+    ``cycles_per_tail_dtype``) more, and each of its units ``cycles_per_unaligned[dtype]``
+    more where the run's weight piece or current does not start on a vector boundary
+    (``unaligned``); every output spike ``cycles_per_spike`` (the merge into
     the next layer's sorted event list); and every task ``cycles_per_task``. Driver calls
     (``call``) cost nothing here: warm, they are in ``cycles_per_task``; cold, see
     ``hwmodels.simulate.cold_calls``.
@@ -70,6 +72,8 @@ class ThroughputCore(CoreModel):
         if base == "segment":
             return s.cycles_per_segment_dtype.get(op_qualifier(kind, "fp32"),
                                                   s.cycles_per_segment)
+        if base == "unaligned":
+            return s.cycles_per_unaligned.get(op_qualifier(kind, "fp32"), 0.0)
         if base.startswith("tail") and base[4:].isdigit():
             table = s.cycles_per_tail_dtype.get(op_qualifier(kind, "fp32"), s.cycles_per_tail)
             return table.get(int(base[4:]), 0.0)

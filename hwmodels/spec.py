@@ -121,6 +121,11 @@ class CoreSpec(Strict):
         float, Field(ge=0.0)]]] = Field(default_factory=dict, description="Per weight dtype, "
                                         "cycles_per_tail where it differs; dtypes not "
                                         "listed use cycles_per_tail.")
+    cycles_per_unaligned: dict[Literal["fp32", "fp16", "int8"], Annotated[float, Field(
+        ge=0.0)]] = Field(default_factory=dict, description="Per weight dtype, extra cycles "
+                          "per element of a run of open units whose weight piece or current "
+                          "does not start on a 32-byte boundary (the accumulate loop's "
+                          "vector loads and stores split); dtypes not listed cost nothing.")
     cycles_per_task: float = Field(0.0, ge=0.0, description="Fixed cycles per task (one "
                                    "core's share of a phase): dispatch, loop setup.")
     parallel_efficiency: float = Field(1.0, gt=0.0, le=1.0, description="Share of its "

@@ -25,10 +25,14 @@ from simsnn.trace import SpikeTrace
 #: block of B take a slower path (a shorter vector epilogue, the scalar remainder); ``tail{B}``
 #: counts W mod B per visited run and the core model prices the blocks its hardware file
 #: lists (``cycles_per_tail``), so one workload serves every hardware file
+#: ``unaligned`` counts the elements of visited runs whose weight piece or current does not
+#: start on a ``VECTOR_ALIGN``-byte boundary (their vector loads and stores split)
 BASE_OPS = ("event", "synop", "mac", "neuron_update", "readout_op", "input_op", "pool_op",
             "gate_op", "segment", "gate_row", "gate_call", "gate_select", "gate_act.relu",
-            "gate_act.sigmoid", "call", "spike") + tuple(f"tail{b}" for b in TAIL_BLOCKS)
-_DTYPED = ("synop", "mac", "segment") + tuple(f"tail{b}" for b in TAIL_BLOCKS)
+            "gate_act.sigmoid", "call", "spike", "unaligned") + tuple(f"tail{b}" for b in
+                                                                     TAIL_BLOCKS)
+_DTYPED = ("synop", "mac", "segment", "unaligned") + tuple(f"tail{b}" for b in TAIL_BLOCKS)
+VECTOR_ALIGN = 32
 
 
 def op_kinds(dtype: str) -> tuple[str, ...]:
@@ -272,6 +276,7 @@ class _Lowerer:
         for c, pos in enumerate(self.shares(ll, active)):
             s0, sl = segments(pos)
             parts: list[tuple] = []
+            unaligned = 0
             if n_ev:
                 parts.append((np.array([ev_region[0]]), np.array([ev_bytes * n_ev]), False))
             if ll.kind == "conv":
@@ -300,6 +305,9 @@ class _Lowerer:
                             * self.wb
                         w_len = np.full(w_addr.shape, self.wb)
                     if self.cfg.order == "row":
+                        off = (w_addr % VECTOR_ALIGN != 0) | \
+                            ((cur + 4 * s0[None, :]) % VECTOR_ALIGN != 0)
+                        unaligned = int((off * sl[None, :]).sum())
                         c_addr = np.broadcast_to(cur + 4 * s0[None, :], w_addr.shape)
                         c_len = np.broadcast_to(4 * sl[None, :], w_addr.shape)
                         parts += _interleave((w_addr, w_len, False), (c_addr, c_len, False),
@@ -320,7 +328,8 @@ class _Lowerer:
                                          (state + 4 * s0, 4 * sl, False),
                                          (state + 4 * s0, 4 * sl, True))
             # segment: one visit of a run of open units per event (loop setup per row piece)
-            ops = {"event": n_ev, op_kind: syn, "segment": n_ev * s0.size}
+            ops = {"event": n_ev, op_kind: syn, "segment": n_ev * s0.size,
+                   "unaligned": unaligned}
             for b in TAIL_BLOCKS:  # elements past each run's last full vector block
                 ops[f"tail{b}"] = n_ev * int((sl % b).sum())
             if c == 0 and self._calls(t):

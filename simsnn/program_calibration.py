@@ -15,6 +15,8 @@ timed passes, with the spread (max - min) / best:
   epilogue and scalar remainder), a - (event) per run of open units (the loop's setup for
   that weight width);
 - neuron update: the same layer with no events (bias store + LIF update per unit and step);
+- unaligned: per element of a run whose weight piece and current start off a 32-byte
+  boundary, beyond an aligned run's (see :func:`_unaligned_cost`);
 - event: events against a one-unit segment (decode, row lookup, loop setup), less a run's
   setup (the slope of the time per event over 1-8 runs of 64 units beyond their
   accumulates, :func:`_run_setup`), which the run fit's ``segment`` then carries for every
@@ -161,6 +163,33 @@ def _run_setup(inner: int, repeat: int, per_synop: float, width: int = 64) -> di
             "per_run_s": slope}
 
 
+def _unaligned_cost(clock_hz: float, repeat: int, inner: int) -> dict:
+    """Per weight dtype, what an element of a run costs more when the run's weight piece and
+    current do not start on a 32-byte boundary: runs of W = 256, 512 and 1,024 units
+    (rows of W + 32 units, so that every row starts aligned; 64 events per step on 8
+    L1-resident rows) starting at unit 0 and at units 4, 12 and 20; the slope over W of the
+    time per event, unaligned (median over the three starts) less aligned."""
+    widths, out = (256, 512, 1024), {}
+    for dtype in ("fp32", "fp16"):
+        extra, sp_max = [], 0.0
+        for width in widths:
+            per = {}
+            for start in (0, 4, 12, 20):
+                pair = []
+                for n_ev in (64, 0):
+                    a = _layer_args(8, width + 32, dtype, n_ev)
+                    a["s0"] = np.array([start], np.int64)
+                    a["sl"] = np.array([width], np.int64)
+                    sec, sp = _time_layer(a, inner, repeat)
+                    pair.append(sec)
+                    sp_max = max(sp_max, sp)
+                per[start] = (pair[0] - pair[1]) / (_T * 64)
+            extra.append(float(np.median([per[k] for k in (4, 12, 20)])) - per[0])
+        slope = max(float(np.polyfit(np.array(widths, float), np.array(extra), 1)[0]), 0.0)
+        out[dtype] = {"seconds": slope, "spread": sp_max, "cycles": slope * clock_hz}
+    return {f"unaligned.{d}": v for d, v in out.items()}
+
+
 def fit_runs(runs: dict, per_event: float, clock_hz: float, simd_width: int) -> dict:
     """Per dtype, the time per event against one run of W units (:func:`_measure_runs`)
     fitted as a + b W + sum over B of c_B (W mod B), B = 8, 16, 32, 64, on relative error:
@@ -272,6 +301,7 @@ def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
     out["event"] = {"seconds": per_event, "spread": ev_sp, "cycles": per_event * clock_hz,
                     "with_one_run_s": one_run}
     out.update(fit_runs(out["runs"], per_event, clock_hz, simd_width))
+    out.update(_unaligned_cost(clock_hz, repeat, inner * 3))
     out.update(_mlp_costs(clock_hz, simd_width, repeat, inner))
     if private_bytes:
         out.update(cold_driver(clock_hz, private_bytes, 60 if quick else 200))
@@ -547,6 +577,8 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
             "cycles_per_task": prog["task"]["cycles"],
             "cycles_per_spike": prog["spike"]["cycles"],
             "cycles_per_input": prog["input"]["cycles"],
+            "cycles_per_unaligned": {d: prog[f"unaligned.{d}"]["cycles"]
+                                     for d in ("fp32", "fp16") if f"unaligned.{d}" in prog},
             "cycles_cold": {k: prog[f"cold.{k}"]["cycles"] for k in ("call", "gate_select")
                             if f"cold.{k}" in prog},
             "cycles_per_sync": prog["sync"]["cycles"],
@@ -567,7 +599,8 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
            f"cycles_per_synop_dtype (fp32, fp16 widened in registers), "
            f"cycles_per_neuron_update, cycles_per_event, cycles_per_segment(_dtype), "
            f"cycles_per_tail(_dtype) (per element past a block of 8 ... 64: the accumulate "
-           f"loop's remainder paths), "
+           f"loop's remainder paths), cycles_per_unaligned (per element of a run that starts "
+           f"off a 32-byte boundary), "
            f"the small MLPs' cycles_per_gate_op (per MAC), cycles_per_gate_row, "
            f"cycles_per_gate_call, cycles_per_gate_act (relu, sigmoid) and "
            f"cycles_per_gate_select (the gate's top-k selection), "
@@ -600,6 +633,10 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
         rows.append(f"  tail.{d:<9} " + ", ".join(f"{b}: {c * 1e9:.3f}" for b, c in
                                                  v["seconds"].items()) +
                     " ns per element past a block of 8, 16, 32, 64")
+    for d in ("fp32", "fp16"):
+        if f"unaligned.{d}" in prog:
+            rows.append(f"  unaligned.{d:<5} {prog[f'unaligned.{d}']['seconds'] * 1e9:10.3f} ns "
+                        "per element of a run off a 32-byte boundary")
     for lv, v in prog.get("level_stall", {}).items():
         rows.append(f"  stall.{lv:<8} {v['line']['seconds'] * 1e9:10.3f} ns per line, "
                     f"{v['run']['seconds'] * 1e9:.3f} ns per run")

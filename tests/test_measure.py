@@ -180,6 +180,8 @@ def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     assert prog["cold.call"]["warm_s"] > 0
     assert prog["spike"]["seconds"] > 0 and over["cycles_per_spike"] > 0
     assert prog["input"]["seconds"] > 0 and over["cycles_per_input"] > 0
+    assert set(over["cycles_per_unaligned"]) == {"fp32", "fp16"}
+    assert all(v >= 0 for v in over["cycles_per_unaligned"].values())
     # the event less a run's setup, timed apart
     assert prog["run_setup"]["seconds"] >= 0
     assert prog["event"]["with_one_run_s"] >= prog["event"]["seconds"] >= 0

@@ -330,6 +330,8 @@ def test_gated_layout_decides_lines_touched():
     scattered = lower(net, tr, 1, LayoutConfig(groups="interleaved"))
     a, b = packed.op_totals(), scattered.op_totals()
     seg_a, seg_b = a.pop("segment.fp32"), b.pop("segment.fp32")
+    # the scattered runs (1-2 units each) start off a vector boundary far more often
+    assert a.pop("unaligned.fp32") < b.pop("unaligned.fp32")
     tails = [k for k in a if k.startswith("tail")]
     tail_a, tail_b = [a.pop(k) for k in tails], [b.pop(k) for k in tails]
     assert a == b  # same arithmetic, other addresses
@@ -436,3 +438,34 @@ def test_core_shares_end_on_cache_lines_of_the_current():
     # a readout smaller than a line: one core takes it all
     sizes = [len(s) for s in unit_shares(np.arange(10), np.ones(10, bool), 2, "active")]
     assert sizes == [10, 0]
+
+
+def test_runs_off_a_vector_boundary_are_counted_and_priced():
+    from hwmodels.core import ThroughputCore
+    from simsnn.datasets import load_dataset
+    from simsnn.lowering import VECTOR_ALIGN
+    net = simsnn.load_network("mnist-gated")
+    x = load_dataset("mnist", seed=0).x_test[:4]
+    _, tr = simsnn.run_network(net, x, record=True, seed=0)
+    wl = simsnn.simulate(net, tr, load_hardware("xeon-vm-2c"), "exact", 1).workload
+    un = wl.ops[:, wl.op_kinds.index("unaligned.fp16")]
+    syn = wl.ops[:, wl.op_kinds.index("synop.fp16")] + wl.ops[:, wl.op_kinds.index("mac.fp16")]
+    # groups start anywhere in a row: some of a gated layer's runs are off the boundary, and
+    # the count is elements, so never more than the accumulates
+    assert 0 < un.sum() < syn.sum() and np.all(un <= syn)
+    assert VECTOR_ALIGN == 32
+    # the dense model's 1,024-unit rows start aligned: only its 10-unit readout rows are off
+    dense = simsnn.load_network("mnist-dense")
+    _, trd = simsnn.run_network(dense, x, record=True, seed=0)
+    wld = simsnn.simulate(dense, trd, load_hardware("xeon-vm-2c"), "exact", 1).workload
+    lay = wld.phase_info["layer"][wld.task_phase]
+    names = wld.meta["layer_names"]
+    und = wld.ops[:, wld.op_kinds.index("unaligned.fp16")]
+    hidden = np.isin(lay, [names.index("dense0"), names.index("dense1")])
+    assert und[hidden].sum() == 0 and und.sum() > 0
+    # priced per element where the hardware file says so, free where it does not
+    spec = load_hardware("xeon-vm-2c")
+    assert ThroughputCore(spec.cores).cycles_per_op("unaligned.fp16") == 0.0
+    cores = spec.cores.model_copy(update={"cycles_per_unaligned": {"fp16": 0.5}})
+    assert ThroughputCore(cores).cycles_per_op("unaligned.fp16") == 0.5
+    assert ThroughputCore(cores).cycles_per_op("unaligned.fp32") == 0.0
