@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simsnn.program_calibration import _T, _time_layer
+from simsnn.program_calibration import _T, _time_layer, layer_arrays
 
 
 def _piece_stall(n_rows: int, n_out: int, n_ev: int, inner: int, run_latency_s: float,
@@ -22,12 +22,13 @@ def _piece_stall(n_rows: int, n_out: int, n_ev: int, inner: int, run_latency_s: 
     pieces (non-negative least squares, relative error). Returns (b, a, per-shape timings)."""
     from scipy.optimize import nnls
     rng = np.random.default_rng(0)
-    w = np.full((n_rows, n_out), 0x2C00, np.uint16)  # fp16 0.0625: every page written
+    w, cur, state = layer_arrays(n_rows, n_out, np.uint16)  # placed as the program's
+    w[...] = 0x2C00  # fp16 0.0625: every page written
     ev_idx = np.stack([np.sort(rng.choice(n_rows, n_ev, replace=False))
                        for _ in range(_T)]).astype(np.int32)
     base = dict(T=_T, ev_idx=ev_idx, ev_val=np.ones((_T, n_ev), np.float32),
                 ev_n=np.full(_T, n_ev, np.int64), w=w, bias=np.zeros(0, np.float32),
-                cur=np.zeros(n_out, np.float32), state=np.zeros(n_out, np.float32),
+                cur=cur, state=state,
                 spk=np.zeros((1, _T, n_out), np.int64), spk_n=np.zeros((1, _T), np.int64))
     rows = _T * n_ev
     lines, pieces, extra, detail = [], [], [], []

@@ -109,6 +109,22 @@ def _time_layer(a: dict, inner: int, repeat: int) -> tuple[float, float]:
     return _best_of(call, inner, repeat)
 
 
+def _per_event(n_out: int, dtype: str, inner: int, repeat: int, n_ev: int = 64,
+               s0=(0,), sl=None) -> tuple[float, float]:
+    """Seconds per event of a layer of ``n_out`` units whose open runs start at ``s0`` and
+    are ``sl`` long (default: one run of all units), ``n_ev`` events per step on 8
+    L1-resident rows, less the same layer with no events; and the spread."""
+    out, spread = [], 0.0
+    for k in (n_ev, 0):
+        a = _layer_args(8, n_out, dtype, k)
+        a["s0"] = np.asarray(s0, np.int64)
+        a["sl"] = np.asarray([n_out] if sl is None else sl, np.int64)
+        sec, sp = _time_layer(a, inner, repeat)
+        out.append(sec)
+        spread = max(spread, sp)
+    return (out[0] - out[1]) / (_T * n_ev), spread
+
+
 #: run widths of the accumulate fit: full blocks of 8 ... 64 and one short of them, so that
 #: every remainder block's cost is seen
 RUN_WIDTHS = (4, 8, 12, 16, 20, 24, 28, 31, 32, 40, 48, 56, 63, 64, 80, 96, 112, 127, 128,
@@ -122,9 +138,8 @@ def _measure_runs(inner: int, repeat: int, n_ev: int) -> dict:
     for dtype in ("fp32", "fp16"):
         vals = []
         for width in RUN_WIDTHS:
-            s_ev, sp = _time_layer(_layer_args(8, width, dtype, n_ev), inner, repeat)
-            s_no, _ = _time_layer(_layer_args(8, width, dtype, 0), inner, repeat)
-            vals.append(max(s_ev - s_no, 0.0) / (_T * n_ev))
+            sec, sp = _per_event(width, dtype, inner, repeat, n_ev)
+            vals.append(max(sec, 0.0))
             out["spread"] = max(out["spread"], sp)
         out[dtype] = vals
     return out
@@ -134,9 +149,8 @@ def _event_cost(inner: int, repeat: int) -> tuple[float, float]:
     """Seconds per input event against one run of one unit (256 events on 8 L1-resident
     rows, less the same layer with no events): the event's own cost (decode, row lookup)
     and its run's setup. Returns (seconds, spread)."""
-    ev_s, ev_sp = _time_layer(_layer_args(8, 1, "fp32", 256), inner, repeat)
-    base_s, _ = _time_layer(_layer_args(8, 1, "fp32", 0), inner, repeat)
-    return max(ev_s - base_s, 0.0) / (_T * 256), ev_sp
+    sec, sp = _per_event(1, "fp32", inner, repeat, 256)
+    return max(sec, 0.0), sp
 
 
 def _run_setup(inner: int, repeat: int, per_synop: float, width: int = 64) -> dict:
@@ -149,15 +163,10 @@ def _run_setup(inner: int, repeat: int, per_synop: float, width: int = 64) -> di
     shared units and open groups) pays the setup of each."""
     ks, per, sp_max = (1, 2, 4, 8), [], 0.0
     for k in ks:
-        pair = []
-        for n_ev in (64, 0):
-            a = _layer_args(8, 2 * width * k, "fp16", n_ev)
-            a["s0"] = (np.arange(k) * 2 * width).astype(np.int64)
-            a["sl"] = np.full(k, width, np.int64)
-            sec, sp = _time_layer(a, inner, repeat)
-            pair.append(sec)
-            sp_max = max(sp_max, sp)
-        per.append(max(pair[0] - pair[1], 0.0) / (_T * 64))
+        sec, sp = _per_event(2 * width * k, "fp16", inner, repeat,
+                             s0=np.arange(k) * 2 * width, sl=np.full(k, width))
+        per.append(max(sec, 0.0))
+        sp_max = max(sp_max, sp)
     slope = float(np.polyfit(np.array(ks, float), np.array(per), 1)[0])
     return {"seconds": max(slope - width * per_synop, 0.0), "spread": sp_max,
             "per_run_s": slope}
@@ -175,15 +184,9 @@ def _unaligned_cost(clock_hz: float, repeat: int, inner: int) -> dict:
         for width in widths:
             per = {}
             for start in (0, 4, 12, 20):
-                pair = []
-                for n_ev in (64, 0):
-                    a = _layer_args(8, width + 32, dtype, n_ev)
-                    a["s0"] = np.array([start], np.int64)
-                    a["sl"] = np.array([width], np.int64)
-                    sec, sp = _time_layer(a, inner, repeat)
-                    pair.append(sec)
-                    sp_max = max(sp_max, sp)
-                per[start] = (pair[0] - pair[1]) / (_T * 64)
+                per[start], sp = _per_event(width + 32, dtype, inner, repeat, s0=[start],
+                                            sl=[width])
+                sp_max = max(sp_max, sp)
             extra.append(float(np.median([per[k] for k in (4, 12, 20)])) - per[0])
         slope = max(float(np.polyfit(np.array(widths, float), np.array(extra), 1)[0]), 0.0)
         out[dtype] = {"seconds": slope, "spread": sp_max, "cycles": slope * clock_hz}
