@@ -51,6 +51,17 @@ class TaskCosts:
     latency: np.ndarray  # s of exposed latency
     overlapped: bool = False  # levels transfer at once (max), not one after the other (sum)
 
+    def transfer_time(self, bandwidths: np.ndarray) -> np.ndarray:
+        """Seconds each task's transfers take without queueing, given each channel's
+        bandwidth (bytes/s): the private transfers and every channel's bytes at its rate,
+        one after the other or, ``overlapped``, the slowest of them."""
+        per_channel = self.shared_bytes / bandwidths
+        out = self.private.copy()
+        for c in range(per_channel.shape[1]):
+            out = np.maximum(out, per_channel[:, c]) if self.overlapped else \
+                out + per_channel[:, c]
+        return out
+
 
 @dataclass
 class Timeline:
@@ -77,6 +88,8 @@ def run_timeline(task_phase: np.ndarray, n_phases: int, costs: TaskCosts,
     chans = [BandwidthChannel(env, name, bw) for name, bw in channels]
     bounds = np.searchsorted(task_phase, np.arange(n_phases + 1))
     uses = costs.shared_bytes > 0
+    bandwidths = np.array([bw for _, bw in channels])
+    mem_all = costs.transfer_time(bandwidths)  # the unqueued equations' transfer time
 
     def task(i: int):
         start[i] = env.now
@@ -109,14 +122,11 @@ def run_timeline(task_phase: np.ndarray, n_phases: int, costs: TaskCosts,
                 t0 = env.now
                 dur = 0.0
                 for i in range(a, b):
-                    mem = costs.private[i]
                     for c, ch in enumerate(chans):
                         nb = costs.shared_bytes[i, c]
-                        mem = max(mem, nb / ch.bandwidth) if costs.overlapped else \
-                            mem + nb / ch.bandwidth
                         ch.busy += nb / ch.bandwidth
                         ch.bytes += nb
-                    d = max(costs.compute[i], mem) + costs.latency[i]
+                    d = max(costs.compute[i], mem_all[i]) + costs.latency[i]
                     start[i], end[i] = t0, t0 + d
                     dur = max(dur, d)
                 yield env.timeout(dur)

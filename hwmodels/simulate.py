@@ -180,8 +180,6 @@ def simulate_workload(workload: Workload, spec: HardwareSpec, mode: str = "exact
     for name, (power, src) in static_power(spec, n_cores).items():
         static[name] = power * timeline.total
         sources[name] = src
-    per_channel = costs.shared_bytes / np.array([bw for _, bw in channels])
-    transfer = np.maximum(costs.private, per_channel.max(1)) if costs.overlapped else \
-        costs.private + per_channel.sum(1)
+    transfer = costs.transfer_time(np.array([bw for _, bw in channels]))
     return HwResult(mode, n_cores, level_stats, tl, tm, costs.compute, transfer, costs.latency,
                     timeline, dyn["per_task"], static, sources, line)
