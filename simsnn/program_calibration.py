@@ -153,7 +153,8 @@ def _event_cost(inner: int, repeat: int) -> tuple[float, float]:
     return max(sec, 0.0), sp
 
 
-def _run_setup(inner: int, repeat: int, per_synop: float, width: int = 64) -> dict:
+def _run_setup(clock_hz: float, inner: int, repeat: int, per_synop: float,
+               width: int = 64) -> dict:
     """Seconds per run of open units an event visits beyond its compute: the time per event
     against k = 1, 2, 4, 8 runs of ``width`` fp16 units (gaps of ``width`` between them, no
     remainder for any block of 8 ... 64; 64 events on 8 L1-resident rows, less the same
@@ -168,8 +169,8 @@ def _run_setup(inner: int, repeat: int, per_synop: float, width: int = 64) -> di
         per.append(max(sec, 0.0))
         sp_max = max(sp_max, sp)
     slope = float(np.polyfit(np.array(ks, float), np.array(per), 1)[0])
-    return {"seconds": max(slope - width * per_synop, 0.0), "spread": sp_max,
-            "per_run_s": slope}
+    sec = max(slope - width * per_synop, 0.0)
+    return {"seconds": sec, "spread": sp_max, "cycles": sec * clock_hz, "per_run_s": slope}
 
 
 def _unaligned_cost(clock_hz: float, repeat: int, inner: int) -> dict:
@@ -237,8 +238,8 @@ def fit_runs(runs: dict, per_event: float, clock_hz: float, simd_width: int) -> 
 DIRECT = ("neuron_update", "gate_select", "task")
 
 #: the hardware-file fields that are such minima over rounds (validation's settling test
-#: watches these and the measured latency)
-MINIMA = ("cycles_per_neuron_update", "cycles_per_gate_select", "cycles_per_task")
+#: watches these and the measured latency): each is ``cycles_per_`` + its figure's name
+MINIMA = tuple(f"cycles_per_{k}" for k in DIRECT)
 
 
 def _median_figure(entries: list[dict]) -> dict:
@@ -298,8 +299,7 @@ def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
     one_run, ev_sp = _event_cost(inner * 4, repeat)
     out["runs"] = _measure_runs(inner, repeat, n_ev)
     b16 = fit_runs(out["runs"], one_run, clock_hz, simd_width)["synop.fp16"]["seconds"]
-    out["run_setup"] = _run_setup(inner, repeat, b16)
-    out["run_setup"]["cycles"] = out["run_setup"]["seconds"] * clock_hz
+    out["run_setup"] = _run_setup(clock_hz, inner, repeat, b16)
     per_event = max(one_run - out["run_setup"]["seconds"], 0.0)
     out["event"] = {"seconds": per_event, "spread": ev_sp, "cycles": per_event * clock_hz,
                     "with_one_run_s": one_run}
