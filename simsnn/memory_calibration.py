@@ -40,7 +40,8 @@ def _piece_stall(n_rows: int, n_out: int, n_ev: int, inner: int, run_latency_s: 
         times = {"real": [], "near": []}
         for _ in range(repeat + 1):
             for name, a in (("real", real), ("near", near)):
-                times[name].append(_time_layer(a, inner, 1)[0])
+                key = ("piece", n_rows, n_out, width, runs, name)
+                times[name].append(_time_layer(a, inner, 1, key)[0])
         best = {k: min(v[1:]) for k, v in times.items()}  # the first round warms up
         lines.append(rows * 2 * width / 64)
         pieces.append(rows * runs)

@@ -84,10 +84,31 @@ def _layer_args(n_rows: int, n_out: int, dtype: str, n_events: int, T: int = _T)
                 spk=np.zeros((1, T, n_out), np.int64), spk_n=np.zeros((1, T), np.int64))
 
 
-def _best_of(call, inner: int, repeat: int) -> tuple[float, float]:
+#: the pool of :func:`pooled_timings` in use (None: none)
+_POOL: dict | None = None
+
+
+@contextmanager
+def pooled_timings(pool: dict):
+    """Inside the block, every timing that names itself (``key`` of :func:`_best_of`) is its
+    best in this run and every earlier run in ``pool`` (which it updates). Validation keeps
+    one pool over its rounds, so that each figure derived from timings (a difference, a
+    slope, a fit) comes from the best time of each timing over all rounds: on a shared
+    machine noise only adds time, and here it comes in bursts of milliseconds to seconds
+    that reach one timing of a difference and not the other (docs/validation.md)."""
+    global _POOL
+    before, _POOL = _POOL, pool
+    try:
+        yield pool
+    finally:
+        _POOL = before
+
+
+def _best_of(call, inner: int, repeat: int, key=None) -> tuple[float, float]:
     """Seconds per call: the best over ``repeat`` runs (on a shared machine noise only adds
     time) of the mean of ``inner`` calls, after one untimed call; and the spread
-    (max - min) / best."""
+    (max - min) / best of these runs. With a ``key`` inside :func:`pooled_timings`, the
+    best also over the earlier runs under that key."""
     call()
     runs = []
     for _ in range(repeat):
@@ -96,17 +117,20 @@ def _best_of(call, inner: int, repeat: int) -> tuple[float, float]:
             call()
         runs.append((time.perf_counter() - t0) / inner)
     best = float(min(runs))
-    return best, float((max(runs) - best) / best)
+    spread = float((max(runs) - best) / best)
+    if _POOL is not None and key is not None:
+        best = _POOL[key] = min(best, _POOL.get(key, best))
+    return best, spread
 
 
-def _time_layer(a: dict, inner: int, repeat: int) -> tuple[float, float]:
+def _time_layer(a: dict, inner: int, repeat: int, key=None) -> tuple[float, float]:
     """:func:`_best_of` one layer kernel call with the arguments ``a``."""
     def call():
         mk.layer_one_core(a["T"], a["ev_idx"], a["ev_val"], a["ev_n"], True, a["in_perm"],
                           a["w"], a["bias"], False, a["cur"], a["state"], a["s0"], a["sl"],
                           False, np.float32(0.9), np.float32(1e9), False, np.float32(0.0),
                           a["spk"], a["spk_n"])
-    return _best_of(call, inner, repeat)
+    return _best_of(call, inner, repeat, key)
 
 
 def _per_event(n_out: int, dtype: str, inner: int, repeat: int, n_ev: int = 64,
@@ -119,7 +143,8 @@ def _per_event(n_out: int, dtype: str, inner: int, repeat: int, n_ev: int = 64,
         a = _layer_args(8, n_out, dtype, k)
         a["s0"] = np.asarray(s0, np.int64)
         a["sl"] = np.asarray([n_out] if sl is None else sl, np.int64)
-        sec, sp = _time_layer(a, inner, repeat)
+        key = ("layer", n_out, dtype, k, tuple(a["s0"].tolist()), tuple(a["sl"].tolist()))
+        sec, sp = _time_layer(a, inner, repeat, key)
         out.append(sec)
         spread = max(spread, sp)
     return (out[0] - out[1]) / (_T * n_ev), spread
@@ -228,50 +253,23 @@ def fit_runs(runs: dict, per_event: float, clock_hz: float, simd_width: int) -> 
     return out
 
 
-#: the figures of :func:`calibrate_program` that are one direct timing each (the best time
-#: of a call): :func:`best_program` takes their minimum over rounds (noise only adds time).
-#: Every other timed figure is a difference of two timings or the slope of a fit (the
-#: accumulate runs, the per-event, gate, merge and encoder costs, the cold driver figures,
-#: the stalls): noise in either timing moves it either way, and the minimum over rounds
-#: picks the luckiest subtraction (the fp16 accumulate 1.23 cycles per instruction as the
-#: minimum over 2-8 rounds, 1.36 in 9 of 10 rounds over a minute), so they take the median.
-DIRECT = ("neuron_update", "gate_select", "task")
-
-#: the hardware-file fields that are such minima over rounds (validation's settling test
-#: watches these and the measured latency): each is ``cycles_per_`` + its figure's name
-MINIMA = tuple(f"cycles_per_{k}" for k in DIRECT)
-
-
 def _median_figure(entries: list[dict]) -> dict:
     """The entry with the median ``seconds`` (the lower one of an even count)."""
     return sorted(entries, key=lambda e: e["seconds"])[(len(entries) - 1) // 2]
 
 
-def best_program(progs: list[dict], clock_hz: float, simd_width: int) -> dict:
-    """Several :func:`calibrate_program` results as one: the direct timings (:data:`DIRECT`)
-    at their best over the rounds (on a shared machine noise only adds time), the parallel
-    efficiency at its highest, every other figure (differences of two timings, fitted
-    slopes) at its median over the rounds, and the run fit redone on each width's median
-    (a median of fitted coefficients would mix rounds' fits)."""
-    best: dict = {"method": progs[0].get("method", "")}
-    for k, v in progs[0].items():
-        if k == "parallel":
-            best[k] = max((p[k] for p in progs), key=lambda e: e["efficiency"])
-        elif k == "level_stall":
-            best[k] = {lv: {part: _median_figure([p[k][lv][part] for p in progs])
-                            for part in ("line", "run")} for lv in v}
-        elif k == "level_stall_skipped":
-            best[k] = v
-        elif k in DIRECT:
-            best[k] = min((p[k] for p in progs), key=lambda e: e["seconds"])
-        elif isinstance(v, dict) and isinstance(v.get("seconds"), float):
+def best_program(progs: list[dict]) -> dict:
+    """Rounds of :func:`calibrate_program` run in one :func:`pooled_timings` pool as one:
+    the last round's figures, in which every timing is its best over all rounds (each
+    difference, slope and fit made from such timings: taking the minimum or the median of
+    the rounds' derived figures instead, the minimum picks the luckiest subtraction and the
+    median keeps the bursts of a noisy machine, up to 2x here in half of the rounds), and
+    the cold driver figures (medians of many paired warm and cold timings, not pooled) at
+    their median over the rounds."""
+    best = dict(progs[-1])
+    for k in progs[-1]:
+        if k.startswith("cold."):
             best[k] = _median_figure([p[k] for p in progs])
-    runs = {"widths": progs[0]["runs"]["widths"],
-            "spread": min(p["runs"]["spread"] for p in progs)}
-    for d in ("fp32", "fp16"):
-        runs[d] = np.median([p["runs"][d] for p in progs], axis=0).tolist()
-    best["runs"] = runs
-    best.update(fit_runs(runs, best["event"]["seconds"], clock_hz, simd_width))
     best["noisy"] = sorted(set().union(*(p.get("noisy", []) for p in progs)))
     return best
 
@@ -291,7 +289,8 @@ def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
     n_out, n_ev = 1024, 64
     out: dict = {"method": __doc__.split("\n\n")[1].strip() if __doc__ else ""}
     # neuron update (+ bias store) alone
-    upd_s, upd_sp = _time_layer(_layer_args(8, n_out, "fp32", 0), inner * 4, repeat)
+    upd_s, upd_sp = _time_layer(_layer_args(8, n_out, "fp32", 0), inner * 4, repeat,
+                                ("update", n_out))
     per_update = upd_s / (_T * n_out)
     out["neuron_update"] = {"seconds": per_update, "spread": upd_sp,
                             "cycles_per_instruction": per_update * clock_hz * simd_width}
@@ -342,9 +341,9 @@ def _mlp_costs(clock_hz: float, simd_width: int, repeat: int, inner: int) -> dic
     def f16(shape, scale=0.05, shift=0.0):
         return (rng.standard_normal(shape) * scale + shift).astype(np.float16).view(np.uint16)
 
-    def mlp_call(feat, w1, b1, w2, b2, mlp, sigmoid):  # calls of a few us: 10x more
+    def mlp_call(key, feat, w1, b1, w2, b2, mlp, sigmoid):  # calls of a few us: 10x more
         return _best_of(lambda: mk.gate_mlp(feat, w1, b1, w2, b2, mlp, sigmoid),
-                        inner * 10, repeat)
+                        inner * 10, repeat, ("mlp",) + key)
 
     n_in = 512
     feat = rng.random(n_in).astype(np.float32) + np.float32(0.1)
@@ -354,8 +353,8 @@ def _mlp_costs(clock_hz: float, simd_width: int, repeat: int, inner: int) -> dic
     none = np.zeros((0, 0), np.uint16), np.zeros(0, np.uint16)
     for h in widths:
         w1, b1 = f16((n_in, h)), f16(h)
-        s_on, sp = mlp_call(feat, w1, b1, *none, False, False)
-        s_off, _ = mlp_call(zero, w1, b1, *none, False, False)
+        s_on, sp = mlp_call(("on", h), feat, w1, b1, *none, False, False)
+        s_off, _ = mlp_call(("off", h), zero, w1, b1, *none, False, False)
         per_row.append(max(s_on - s_off, 0.0) / n_in)
         sp_max = max(sp_max, sp)
     b, a = np.polyfit(np.array(widths, float), np.array(per_row), 1)
@@ -364,7 +363,7 @@ def _mlp_costs(clock_hz: float, simd_width: int, repeat: int, inner: int) -> dic
                        "cycles_per_instruction": mac * clock_hz * simd_width,
                        "per_row_by_width_s": dict(zip(widths, per_row))},
            "gate_row": {"seconds": row, "spread": sp_max, "cycles": row * clock_hz}}
-    s_call, sp = mlp_call(zero[:16], f16((16, 16)), f16(16), *none, False, False)
+    s_call, sp = mlp_call(("call",), zero[:16], f16((16, 16)), f16(16), *none, False, False)
     call = max(s_call - row - 16 * mac, 0.0)
     out["gate_call"] = {"seconds": call, "spread": sp, "cycles": call * clock_hz}
     hidden, n_out = 512, 16
@@ -373,20 +372,21 @@ def _mlp_costs(clock_hz: float, simd_width: int, repeat: int, inner: int) -> dic
     w2, b2 = f16((hidden, n_out)), f16(n_out)
     # relu: all hidden values negative, so no second-layer row but its bias row
     b1 = f16(hidden, 0.05, -4.0)
-    s_lin, _ = mlp_call(one, w1, b1, *none, False, False)
-    s_two, sp = mlp_call(one, w1, b1, w2, b2, True, False)
+    s_lin, _ = mlp_call(("lin",), one, w1, b1, *none, False, False)
+    s_two, sp = mlp_call(("two",), one, w1, b1, w2, b2, True, False)
     relu = max(s_two - s_lin - (row + n_out * mac), 0.0) / hidden
     out["gate_act.relu"] = {"seconds": relu, "spread": sp, "cycles": relu * clock_hz}
     # sigmoid: all hidden values positive, against the relu on the same (every row visited)
     b1 = f16(hidden, 0.05, 4.0)
-    s_relu, _ = mlp_call(one, w1, b1, w2, b2, True, False)
-    s_sig, sp = mlp_call(one, w1, b1, w2, b2, True, True)
+    s_relu, _ = mlp_call(("relu",), one, w1, b1, w2, b2, True, False)
+    s_sig, sp = mlp_call(("sigmoid",), one, w1, b1, w2, b2, True, True)
     sig = relu + max(s_sig - s_relu, 0.0) / hidden
     out["gate_act.sigmoid"] = {"seconds": sig, "spread": sp, "cycles": sig * clock_hz}
     scores = rng.random(10).astype(np.float32)
     c2g = np.zeros((10, 5), bool)
     c2g[np.arange(10), np.arange(10) // 2] = True
-    s_sel, sp = _best_of(lambda: select_groups(scores, c2g, 2), inner * 10, repeat)
+    s_sel, sp = _best_of(lambda: select_groups(scores, c2g, 2), inner * 10, repeat,
+                         ("select",))
     out["gate_select"] = {"seconds": s_sel, "spread": sp, "cycles": s_sel * clock_hz}
     return out
 
@@ -401,7 +401,8 @@ def _encode_cost(clock_hz: float, repeat: int, inner: int) -> dict:
     for n in counts:
         x = np.where(rng.random((_T, n)) < 0.2, np.float32(1.0), np.float32(0.0))
         idx, val = np.zeros((_T, n), np.int32), np.zeros((_T, n), np.float32)
-        sec, sp = _best_of(lambda x=x, i=idx, v=val: mk.encode_input(x, i, v), inner, repeat)
+        sec, sp = _best_of(lambda x=x, i=idx, v=val: mk.encode_input(x, i, v), inner, repeat,
+                           ("encode", n))
         secs.append(sec)
         sp_max = max(sp_max, sp)
     slope = max(float(np.polyfit(np.array(counts, float) * _T, np.array(secs), 1)[0]), 0.0)
@@ -427,7 +428,7 @@ def _merge_cost(clock_hz: float, repeat: int, inner: int) -> dict:
             spk[0, t, :m] = np.sort(rng.choice(n_units, m, replace=False))
         spk_n = np.full((1, _T), m, np.int64)
         sec, sp = _best_of(lambda s=spk, n=spk_n: mk.merge_events(s, n, inv_perm, out_idx),
-                           inner, repeat)
+                           inner, repeat, ("merge", m))
         secs.append(sec)
         sp_max = max(sp_max, sp)
     slope = max(float(np.polyfit(np.array(counts, float) * _T, np.array(secs), 1)[0]), 0.0)
@@ -495,7 +496,8 @@ def _task_overhead(clock_hz: float, repeat: int, inner: int, cores: int = 1) -> 
     negligible)."""
     n_layers = 9
     prog, x, static, buf = _tiny_program(n_layers, cores)
-    best, spread = _best_of(lambda: prog.infer(x, static, buf), inner, repeat)
+    best, spread = _best_of(lambda: prog.infer(x, static, buf), inner, repeat,
+                            ("task", n_layers, cores))
     per = best / (n_layers * _T)
     return {"seconds": per, "spread": spread, "cycles": per * clock_hz}
 
@@ -537,9 +539,10 @@ def time_parallel_efficiency(repeat: int, inner: int, cores: int) -> dict:
     if cores < 2:
         return {"seconds": 0.0, "spread": 0.0, "efficiency": 1.0, "cores": cores}
     with _threads(1):
-        one, _ = _best_of(parallel_layer_call(1, 1024, 64), inner, repeat)
+        one, _ = _best_of(parallel_layer_call(1, 1024, 64), inner, repeat, ("parallel", 1))
     with _threads(cores):
-        many, spread = _best_of(parallel_layer_call(cores, 1024, 64), inner, repeat)
+        many, spread = _best_of(parallel_layer_call(cores, 1024, 64), inner, repeat,
+                                ("parallel", cores))
     return {"seconds": many, "spread": spread, "efficiency": min(1.0, one / many),
             "cores": cores}
 

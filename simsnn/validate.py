@@ -103,11 +103,12 @@ def _network(point: ValidationPoint, base: Path):
 def _program_costs(hw, cores: int) -> dict:
     """The costs of the measured program timed now: the one-core figures (quick
     micro-benchmarks of simsnn.program_calibration at the profile's clock) and, for a point
-    on several cores, the parallel efficiency on that many cores (longer runs: it is the
-    noisiest figure); the sync cost, caches, latencies, bandwidths and energies stay as
+    on several cores, the parallel efficiency (longer runs: it is the noisiest figure) and
+    the sync cost on that many cores; caches, latencies, bandwidths and energies stay as
     detected."""
     from simsnn.memory_calibration import stall_levels
-    from simsnn.program_calibration import calibrate_program, time_parallel_efficiency
+    from simsnn.program_calibration import (_sync_overhead, calibrate_program,
+                                            time_parallel_efficiency)
     private = [m for m in hw.memory if not m.shared]
     largest = max((int(m.size) for m in hw.memory), default=32 << 20)
     prog = calibrate_program(hw.cores.frequency, hw.cores.simd_width, repeat=5, quick=True,
@@ -116,16 +117,18 @@ def _program_costs(hw, cores: int) -> dict:
                              levels=stall_levels(hw))
     if cores > 1:
         prog["parallel"] = time_parallel_efficiency(7, 60, cores)
+        prog["sync"] = _sync_overhead(hw.cores.frequency, 5, 20, cores,
+                                      prog["task"]["seconds"])
     return prog
 
 
 def _core_overrides(prog: dict, cores: int) -> dict:
-    """The core fields of :func:`_program_costs`'s figures (no sync cost; the parallel
+    """The core fields of :func:`_program_costs`'s figures (the sync cost and the parallel
     efficiency only for a point on several cores)."""
     from simsnn.program_calibration import program_overrides
     over, _, _ = program_overrides(prog, "")
-    over.pop("cycles_per_sync")
     if cores < 2:
+        over.pop("cycles_per_sync")
         over.pop("parallel_efficiency")
     return over
 
@@ -135,19 +138,24 @@ def timed_rounds(jobs: list[tuple], hw, cores: int, *, rounds: int, max_rounds: 
                  seed: int = 0) -> tuple[list[list[dict]], object]:
     """Rounds of (re-time the program's costs, measure ``repeat`` passes of every job), the
     jobs interleaved so that the machine's drift reaches all of them alike (each round starts
-    one job later); a job is (network, inputs, labels, layout). At least ``rounds`` rounds,
-    then more up to ``max_rounds`` until no best-of figure improves by more than ``settle``.
-    Returns (per job, the measurements of every round; ``hw`` with each re-timed cost at its
-    best over the rounds: simsnn.program_calibration.best_program)."""
+    one job later); a job is (network, inputs, labels, layout). The re-timings share one
+    pool (simsnn.program_calibration.pooled_timings): each timing is its best over all
+    rounds so far. At least ``rounds`` rounds, then more up to ``max_rounds`` until the last
+    round improved no best-of figure (a job's measured latency, :func:`measured_latency`, or
+    a pooled timing) by more than ``settle``. Returns (per job, the measurements of every
+    round; ``hw`` with the last round's costs: simsnn.program_calibration.best_program)."""
     from simsnn.measure import measure
-    from simsnn.program_calibration import best_program
+    from simsnn.program_calibration import best_program, pooled_timings
     progs: list[dict] = []
-    costs: list[dict] = []
+    pool: dict = {}
+    gains: list[float] = []
     runs: list[list[dict]] = [[] for _ in jobs]
     while True:
         if recalibrate:
-            progs.append(_program_costs(hw, cores))
-            costs.append(_core_overrides(progs[-1], cores))
+            before = dict(pool)
+            with pooled_timings(pool):
+                progs.append(_program_costs(hw, cores))
+            gains.append(_pool_gain(before, pool))
         first = len(runs[0])  # this round starts with job first % n
         for k in range(len(jobs)):
             j = (first + k) % len(jobs)
@@ -155,35 +163,38 @@ def timed_rounds(jobs: list[tuple], hw, cores: int, *, rounds: int, max_rounds: 
             runs[j].append(measure(net, xs, y, cores=cores, layout=layout, warmup=warmup,
                                    repeat=repeat, seed=seed, per_layer=True))
         done = len(runs[0])
-        if done >= rounds and (done >= max_rounds or
-                               all(_settled(job, costs, settle) for job in runs)):
+        if done >= rounds and (done >= max_rounds or (
+                all(_settled(job, settle) for job in runs) and
+                (not gains or gains[-1] <= settle))):
             break
     if not progs:
         return runs, hw
-    best = _core_overrides(best_program(progs, hw.cores.frequency, hw.cores.simd_width), cores)
+    best = _core_overrides(best_program(progs), cores)
     return runs, hw.model_copy(update={"cores": hw.cores.model_copy(update=best)})
 
 
-def _settled(runs: list[dict], costs: list[dict], tol: float) -> bool:
-    """Whether the last round improved no best-of figure by more than ``tol`` (relative):
-    the measured latency and each re-timed one-core cost that is a minimum over rounds."""
-    from simsnn.program_calibration import MINIMA
-    def gain(vals: list[float]) -> float:
-        before = min(vals[:-1])
-        return (before - min(before, vals[-1])) / before if before > 0 else 0.0
-    lat = [r["latency"]["best_of_repeats"] for r in runs]
-    if gain(lat) > tol:
+def _pool_gain(before: dict, after: dict) -> float:
+    """The largest relative improvement of a pooled timing in one round (0 for a first
+    round: nothing to improve on)."""
+    return max(((before[k] - after[k]) / before[k] for k in before if before[k] > 0),
+               default=0.0)
+
+
+def measured_latency(runs: list[dict]) -> float:
+    """A job's measured latency per inference over its rounds: each sample at its best over
+    every timed pass of every round, averaged over the samples (noise only adds time, and
+    it comes in bursts shorter than a pass: the best whole pass still carries some; the
+    re-timed costs are best-of timings of calls of similar length)."""
+    return float(np.min([r["latency"]["per_sample_best_s"] for r in runs], axis=0).mean())
+
+
+def _settled(runs: list[dict], tol: float) -> bool:
+    """Whether the last round lowered the job's measured latency (:func:`measured_latency`)
+    by no more than ``tol`` (relative)."""
+    if len(runs) < 2:
         return False
-    if len(costs) < 2:
-        return True
-    for key, v in costs[-1].items():
-        if key not in MINIMA:
-            continue  # a maximum, medians, refits
-        series = [[c[key][k] for c in costs] for k in v] if isinstance(v, dict) else \
-            [[c[key] for c in costs]]
-        if any(gain(x) > tol for x in series):
-            return False
-    return True
+    before, now = measured_latency(runs[:-1]), measured_latency(runs)
+    return (before - now) / before <= tol
 
 
 def _inputs(x: np.ndarray, scale: float, coding: str) -> np.ndarray:
@@ -259,19 +270,21 @@ def _row(u: dict, runs: list[dict], hw, memory_mode: str) -> dict:
     """One point's row: the best pass of its rounds against the prediction on ``hw``."""
     import simsnn
     net, point = u["net"], u["point"]
-    m = min(runs, key=lambda r: r["latency"]["best_of_repeats"])
-    best = m["latency"]["best_of_repeats"]
-    bests = sorted(r["latency"]["best_of_repeats"] for r in runs)
+    m = min(runs, key=lambda r: r["latency"]["best_per_sample"])
+    best = measured_latency(runs)
+    bests = sorted(r["latency"]["best_per_sample"] for r in runs)
     passes = np.concatenate([r["latency"]["per_repeat"] for r in runs])
     rep = simsnn.simulate(net, u["trace"], hw, memory_mode, u["cores"], point.layout).report
     return {"point": point.name, "group": point.group, "network": net.name,
             "family": net.family, "cores": u["cores"], "input_scale": u["scale"],
             "firing_rate": u["rate"], "accuracy": m["accuracy"],
-            # best of the passes: on a shared machine noise only adds time
-            "measured_s": best, "measured_median_s": float(np.median(passes)),
+            # each sample at its best over all passes: noise only adds time
+            "measured_s": best, "measured_best_pass_s": float(passes.min()),
+            "measured_median_s": float(np.median(passes)),
             "measured_spread": float((passes.max() - passes.min()) / np.median(passes)),
             # how far the best-of figure moves between rounds: the second-best round's gap
-            "measured_uncertainty": (bests[1] - best) / best if len(bests) > 1 else 0.0,
+            "measured_uncertainty": (bests[1] - bests[0]) / bests[0] if len(bests) > 1
+            else 0.0,
             "rounds": len(runs), "predicted_s": rep["latency_s"],
             # where the time goes, both sides: the instrumented pass of each round (a clock
             # read around each layer), each part at its best over the rounds
@@ -279,6 +292,9 @@ def _row(u: dict, runs: list[dict], hw, memory_mode: str) -> dict:
                                      for k in m["latency"].get("per_layer_s", {})},
             "predicted_per_layer_s": dict(rep["latency"]["per_layer_s"]),
             "predicted_compute_share": rep["latency"]["compute_share"],
+            # the core figures the prediction used (re-timed in this point's rounds)
+            "predicted_core": {k: v for k, v in hw.cores.model_dump().items()
+                               if k.startswith("cycles_per_") or k == "parallel_efficiency"},
             "error_pct": (rep["latency_s"] - best) / best * 100,
             "program_bytes": m["program_bytes"]}
 
@@ -345,5 +361,5 @@ def summary_text(summary: dict) -> str:
             f"passes {100 * s['measured_spread_median']:.0f} %")
 
 
-__all__ = ["error_stats", "family_ranking", "run_validation", "spearman",
+__all__ = ["error_stats", "family_ranking", "measured_latency", "run_validation", "spearman",
            "summary_text", "timed_rounds"]

@@ -117,6 +117,9 @@ def test_measure_reports_latency_statistics_and_says_counters_are_missing(mnist,
     assert r["measured"] and r["energy_j"] is None
     assert lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"]
     assert len(lat["per_repeat"]) == 2 and lat["spread"] >= 0
+    # each sample at its best over the passes: no worse than the best whole pass
+    assert len(lat["per_sample_best_s"]) == 6
+    assert lat["min"] <= lat["best_per_sample"] <= lat["best_of_repeats"]
     assert set(lat["per_layer_s"]) == {"input", "gate", "dense0", "dense1", "dense2"}
     assert 0 <= r["accuracy"] <= 1 and r["peak_rss_bytes"] > 0
     assert r["program_bytes"] >= r["weight_bytes"]
@@ -203,8 +206,8 @@ def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     CoreSpec(count=2, frequency=3e9, **over)  # the fields exist and validate
 
 
-def test_run_fit_recovers_the_remainder_costs_and_takes_each_widths_median():
-    from simsnn.program_calibration import RUN_WIDTHS, best_program, fit_runs
+def test_run_fit_recovers_the_remainder_costs():
+    from simsnn.program_calibration import RUN_WIDTHS, fit_runs
     w = np.array(RUN_WIDTHS, float)
     # 12 ns per run, 0.25 ns per unit, 1.5 ns per unit past a block of 8, 0.3 past one of 32
     true = 12e-9 + 0.25e-9 * w + 1.5e-9 * (w % 8) + 0.3e-9 * (w % 32)
@@ -217,22 +220,32 @@ def test_run_fit_recovers_the_remainder_costs_and_takes_each_widths_median():
     assert tail[8] == pytest.approx(1.5e-9, rel=1e-6) and tail[32] == pytest.approx(0.3e-9)
     assert tail[16] == pytest.approx(0, abs=1e-15) and tail[64] == pytest.approx(0, abs=1e-15)
     assert fit["tail.fp16"]["cycles"][8] == pytest.approx(3.0, rel=1e-6)  # 3 ns at 1 GHz
-    # two rounds, each slowed at different widths: the fit of each width's best is the truth
-    slow_a, slow_b = true.copy(), true.copy()
-    slow_a[::2] *= 1.5
-    slow_b[1::2] *= 1.3
 
-    def prog(curve, ev):
-        return {"runs": {"widths": list(RUN_WIDTHS), "spread": 0.1, "fp32": curve.tolist(),
-                         "fp16": (2 * curve).tolist()},
-                "event": {"seconds": ev, "spread": 0.0},
-                "task": {"seconds": 100 * ev, "spread": 0.0},
-                "parallel": {"seconds": 1.0, "efficiency": 0.6, "spread": 0.0}}
-    best = best_program([prog(slow_a, 2e-9), prog(slow_b, 3e-9), prog(true, 2.5e-9)], 1e9, 8)
-    assert best["event"]["seconds"] == 2.5e-9  # a difference of timings: the median
-    assert best["task"]["seconds"] == pytest.approx(200e-9)  # a direct timing: the best
-    assert best["runs"]["fp32"] == pytest.approx(true.tolist())
-    assert best["tail.fp32"]["seconds"][8] == pytest.approx(1.5e-9, rel=1e-6)
+
+def test_pooled_timings_keep_each_timing_at_its_best_over_rounds(monkeypatch):
+    from types import SimpleNamespace
+
+    from simsnn import program_calibration as pc
+    clock = iter([0.0, 3.0, 10.0, 11.0, 20.0, 22.0, 30.0, 32.0])
+    monkeypatch.setattr(pc, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    calls = []
+    pool: dict = {}
+    with pc.pooled_timings(pool):
+        assert pc._best_of(lambda: calls.append(1), 1, 2, "k") == (1.0, 2.0)
+        # a slower round: the pool's best stands; this round's own spread is reported
+        assert pc._best_of(lambda: calls.append(1), 1, 2, "k") == (1.0, 0.0)
+    assert pool == {"k": 1.0} and pc._POOL is None and len(calls) == 6
+
+
+def test_best_program_is_the_last_pooled_round_with_cold_figures_at_their_median():
+    from simsnn.program_calibration import best_program
+
+    def prog(ev, cold, noisy):
+        return {"event": {"seconds": ev}, "cold.call": {"seconds": cold}, "noisy": noisy}
+    best = best_program([prog(3.0, 5.0, ["a"]), prog(2.0, 1.0, []), prog(2.5, 3.0, ["b"])])
+    assert best["event"]["seconds"] == 2.5  # the last round: every timing pooled
+    assert best["cold.call"]["seconds"] == 3.0  # paired timings, not pooled: the median
+    assert best["noisy"] == ["a", "b"]
 
 
 def test_cli_hw_detect_writes_a_loadable_profile(tmp_path):

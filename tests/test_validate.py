@@ -31,22 +31,27 @@ def test_spearman_uses_ranks_and_average_ties():
     assert np.isnan(spearman([1], [1]))
 
 
+def test_measured_latency_takes_each_sample_at_its_best_over_rounds():
+    from simsnn.validate import measured_latency
+    rounds = [{"latency": {"per_sample_best_s": [1.0, 4.0, 2.0]}},
+              {"latency": {"per_sample_best_s": [2.0, 3.0, 2.5]}}]
+    # sample by sample: 1, 3, 2 (no round had the best of every sample)
+    assert measured_latency(rounds) == pytest.approx(2.0)
+
+
 def test_rounds_settle_when_no_best_of_figure_improves_any_more():
-    from simsnn.validate import _settled
-    def run(t):
-        return {"latency": {"best_of_repeats": t}}
-    costs = [{"cycles_per_task": 100.0, "cycles_per_synop_dtype": {"fp16": 5.0}},
-             {"cycles_per_task": 99.0, "cycles_per_synop_dtype": {"fp16": 5.0}}]
-    assert _settled([run(1.0), run(0.99)], costs, 0.02)
-    assert not _settled([run(1.0), run(0.9)], costs, 0.02)  # the measurement still improves
-    costs[1]["cycles_per_task"] = 90.0  # a re-timed direct timing still improves
-    assert not _settled([run(1.0), run(1.0)], costs, 0.02)
-    costs[1]["cycles_per_task"] = 99.0
-    # a median over rounds (a difference of timings) or a maximum: not watched
-    costs[1]["cycles_per_synop_dtype"]["fp16"] = 4.0
-    costs[1]["parallel_efficiency"] = costs[0]["parallel_efficiency"] = 0.5
-    assert _settled([run(1.0), run(1.0)], costs, 0.02)
-    assert _settled([run(1.0), run(1.2)], costs, 0.02)  # a slower round improves nothing
+    from simsnn.validate import _pool_gain, _settled
+
+    def run(*t):
+        return {"latency": {"per_sample_best_s": list(t)}}
+    assert not _settled([run(1.0, 1.0)], 0.02)  # one round: nothing to compare with
+    assert _settled([run(1.0, 1.0), run(0.99, 0.99)], 0.02)
+    assert not _settled([run(1.0, 1.0), run(0.9, 1.0)], 0.02)  # a sample still improves
+    assert _settled([run(1.0, 1.0), run(1.2, 1.3)], 0.02)  # a slower round improves nothing
+    # the pooled timings of the re-timed costs: the largest improvement of one round
+    assert _pool_gain({}, {"a": 1.0}) == 0.0
+    assert _pool_gain({"a": 1.0, "b": 2.0}, {"a": 1.0, "b": 1.5, "c": 0.1}) == \
+        pytest.approx(0.25)
 
 
 def test_family_ranking_compares_within_groups():
@@ -88,7 +93,7 @@ def test_rounds_interleave_the_jobs_and_rotate_their_order(monkeypatch):
     def fake(net, xs, y, **kw):
         order.append(net)
         t = times[net][sum(1 for o in order if o == net) - 1]
-        return {"latency": {"best_of_repeats": t}}
+        return {"latency": {"per_sample_best_s": [t]}}
     monkeypatch.setattr(simsnn.measure, "measure", fake)
     runs, hw = timed_rounds([("a", None, None, None), ("b", None, None, None)], "hw", 1,
                             rounds=2, max_rounds=8, settle=0.02, recalibrate=False)
@@ -96,7 +101,7 @@ def test_rounds_interleave_the_jobs_and_rotate_their_order(monkeypatch):
     # each round starts one job later; a improves in round 2, b in round 3, nothing in 4
     assert order == ["a", "b", "b", "a", "a", "b", "b", "a"]
     assert [len(r) for r in runs] == [4, 4]
-    assert [r["latency"]["best_of_repeats"] for r in runs[1]] == times["b"]
+    assert [r["latency"]["per_sample_best_s"][0] for r in runs[1]] == times["b"]
 
 
 def _tiny(tmp_path, **over):
