@@ -331,7 +331,8 @@ def measure(net: AnyNetwork, inputs: np.ndarray, labels: np.ndarray | None = Non
     # the parallel runtime the passes ran on (its wait policy decides what a layer call on
     # several threads costs: simsnn/measure_kernels.py)
     entry["threads"].update(layer=_threading_layer(),
-                            omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"))
+                            omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
+                            gomp_spincount=os.environ.get("GOMP_SPINCOUNT"))
     if labels is not None and scores is not None:
         entry["accuracy"] = float((scores.argmax(axis=1) == np.asarray(labels)[:n]).mean())
     else:

@@ -21,9 +21,15 @@ from numba.extending import intrinsic, overload
 # (OpenMP's ACTIVE wait policy) unless the environment chooses otherwise: with passive
 # waiting every multi-core layer call pays a thread wake-up (~0.1 ms on the development VM:
 # shipped models 60-70 % slower on 2 cores), which is the runtime's choice, not the network's,
-# and which the back-to-back sync calibration would not see. libgomp reads the variable when
-# numba loads its OpenMP threading layer, at the first parallel call, after this import.
+# and which the back-to-back sync calibration would not see. libgomp reads the variables
+# when numba loads its OpenMP threading layer, at the first parallel call, after this import.
 os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
+# ... but not for ever (ACTIVE alone spins ~30 billion times, minutes): a worker left spinning
+# after the last parallel call held a vCPU at 100 % and the serial work that followed in the
+# same process (one-core measurements and calibrations after a multi-core one) ran 1.7-2.8x
+# slower in stretches of minutes here. 300,000 spins (a few milliseconds) cover the gaps
+# between an inference's layer calls (microseconds), then the worker sleeps.
+os.environ.setdefault("GOMP_SPINCOUNT", "300000")
 
 
 @intrinsic

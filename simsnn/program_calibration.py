@@ -316,7 +316,7 @@ def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
         from simsnn.memory_calibration import cache_stalls
         out.update(cache_stalls(clock_hz, levels, 3 if quick else 5))
     out["task"] = _task_overhead(clock_hz, repeat, inner)
-    out["sync"] = _sync_overhead(clock_hz, repeat, inner, cores, out["task"]["seconds"])
+    out["sync"] = sync_overhead(clock_hz, repeat, inner, cores, out["task"]["seconds"])
     out["parallel"] = time_parallel_efficiency(repeat, inner, cores)
     out["noisy"] = [k for k, v in out.items() if isinstance(v, dict) and v.get("spread", 0)
                     > 0.05]
@@ -547,7 +547,7 @@ def time_parallel_efficiency(repeat: int, inner: int, cores: int) -> dict:
             "cores": cores}
 
 
-def _sync_overhead(clock_hz: float, repeat: int, inner: int, cores: int,
+def sync_overhead(clock_hz: float, repeat: int, inner: int, cores: int,
                    one_core_s: float) -> dict:
     """Per time step and layer, what running the driver's layers on ``cores`` threads adds
     to the one-thread cost (waking the threads for the layer's parallel region, joining

@@ -107,8 +107,11 @@ def _program_costs(hw, cores: int) -> dict:
     the sync cost on that many cores; caches, latencies, bandwidths and energies stay as
     detected."""
     from simsnn.memory_calibration import stall_levels
-    from simsnn.program_calibration import (_sync_overhead, calibrate_program,
-                                            time_parallel_efficiency)
+    from simsnn.program_calibration import (
+        calibrate_program,
+        sync_overhead,
+        time_parallel_efficiency,
+    )
     private = [m for m in hw.memory if not m.shared]
     largest = max((int(m.size) for m in hw.memory), default=32 << 20)
     prog = calibrate_program(hw.cores.frequency, hw.cores.simd_width, repeat=5, quick=True,
@@ -117,8 +120,8 @@ def _program_costs(hw, cores: int) -> dict:
                              levels=stall_levels(hw))
     if cores > 1:
         prog["parallel"] = time_parallel_efficiency(7, 60, cores)
-        prog["sync"] = _sync_overhead(hw.cores.frequency, 5, 20, cores,
-                                      prog["task"]["seconds"])
+        prog["sync"] = sync_overhead(hw.cores.frequency, 5, 20, cores,
+                                     prog["task"]["seconds"])
     return prog
 
 

@@ -124,9 +124,11 @@ def test_measure_reports_latency_statistics_and_says_counters_are_missing(mnist,
     assert 0 <= r["accuracy"] <= 1 and r["peak_rss_bytes"] > 0
     assert r["program_bytes"] >= r["weight_bytes"]
     # the parallel runtime is recorded; workers spin unless the environment says otherwise
-    assert set(r["threads"]) >= {"threads", "affinity", "layer", "omp_wait_policy"}
+    assert set(r["threads"]) >= {"threads", "affinity", "layer", "omp_wait_policy",
+                                 "gomp_spincount"}
     import os
     assert r["threads"]["omp_wait_policy"] == os.environ["OMP_WAIT_POLICY"]
+    assert r["threads"]["gomp_spincount"] == os.environ["GOMP_SPINCOUNT"]
 
 
 def test_perf_csv_parsing_keeps_counted_events_only():

@@ -51,14 +51,15 @@ class ValidationConfig(Strict):
     rounds: PositiveInt = Field(3, description="Rounds per point (at least), each "
                                 "re-timing the program's costs (with `recalibrate`) and "
                                 "then measuring `repeat` passes: the measured latency is "
-                                "the best pass of all rounds, each re-timed direct timing "
-                                "its best over the rounds (both sides see the machine at "
-                                "its quietest) and each difference of timings its median.")
+                                "each sample's best over every pass of every round, and "
+                                "each re-timed figure is made from its timings at their "
+                                "best over the rounds (one pool of timings: both sides see "
+                                "the machine at its quietest).")
     max_rounds: PositiveInt = Field(8, description="More rounds are run, up to this many, "
                                     "while the last one still improved a best-of figure "
-                                    "(the measured latency or a re-timed cost) by more than "
-                                    "`settle`: on a noisy machine the minima take longer to "
-                                    "settle.")
+                                    "(a point's measured latency or a pooled timing of the "
+                                    "costs) by more than `settle`: on a noisy machine the "
+                                    "minima take longer to settle.")
     settle: float = Field(0.02, ge=0.0, description="Relative improvement below which a "
                           "round counts as settled.")
     memory_mode: Literal["exact", "fast"] = "exact"
