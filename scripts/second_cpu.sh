@@ -54,7 +54,9 @@ case "${1:-}" in
       echo "== no detection: validating on $hw" | tee "$out/detect.log"
     else
       echo "== hw detect ($(date -u +%T))"
-      timeout 240 python3 -m simsnn.cli hw detect -o "$out/host.yaml" 2>&1 | tee "$out/detect.log"
+      # one round of the program benchmarks: validation re-times them in its own rounds
+      timeout 240 python3 -m simsnn.cli hw detect --rounds 1 -o "$out/host.yaml" 2>&1 \
+        | tee "$out/detect.log"
       hw="$out/host.yaml"
     fi
     if [ ! -s "$hw" ]; then

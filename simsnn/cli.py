@@ -271,7 +271,13 @@ def cmd_hw_detect(args) -> int:
     )
     from hwmodels.loader import parse_hardware
     from simsnn.memory_calibration import stall_levels
-    from simsnn.program_calibration import calibrate_program, program_overrides
+    from simsnn.program_calibration import (
+        best_program,
+        calibrate_program,
+        pooled_timings,
+        program_overrides,
+        unsettled,
+    )
     host = read_host()
     say = (lambda m: print(m, file=sys.stderr)) if not args.quiet else None
     cal = calibrate(host, quick=args.quick, progress=say)
@@ -283,10 +289,18 @@ def cmd_hw_detect(args) -> int:
     largest = max((c.size for c in data), default=32 << 20)
     # the profile's cache levels (effective sizes, latencies) for their stall benchmarks
     levels = stall_levels(parse_hardware(build_hardware(host, cal, name=args.name)))
-    prog = calibrate_program(f, host.simd_lanes, quick=args.quick, cores=host.count,
-                             private_bytes=max(private) if private else None,
-                             dram=(largest, cal["dram"]["ns"] * 1e-9 / default_mlp(host)),
-                             levels=levels)
+    # rounds sharing one pool of timings (each figure from its timings' best over the rounds,
+    # as validation does); the figures still moving in the last round are reported noisy
+    progs: list[dict] = []
+    with pooled_timings({}):
+        for _ in range(1 if args.quick else args.rounds):
+            progs.append(calibrate_program(
+                f, host.simd_lanes, quick=args.quick, cores=host.count,
+                private_bytes=max(private) if private else None,
+                dram=(largest, cal["dram"]["ns"] * 1e-9 / default_mlp(host)), levels=levels))
+    prog = best_program(progs)
+    if len(progs) > 1:
+        prog["noisy"] = unsettled(progs[-2], progs[-1])
     overrides, sources, table = program_overrides(prog, cal.get("date", ""))
     hw = build_hardware(host, cal, name=args.name, core_overrides=overrides,
                         override_sources=sources)
@@ -300,6 +314,16 @@ def cmd_hw_detect(args) -> int:
     if noisy:
         print(f"noisy (run-to-run spread over 5 %): {', '.join(noisy)}", file=sys.stderr)
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -405,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = hsub.add_parser("detect", help="write a calibrated hardware YAML for this host")
     r.add_argument("-o", "--output", help="YAML file to write (default: print it)")
     r.add_argument("--quick", action="store_true", help="smaller, faster calibration")
+    r.add_argument("--rounds", type=_positive_int, default=3,
+                   help="rounds of the program's micro-benchmarks, each timing at its best "
+                        "over them (default 3; --quick: 1)")
     r.add_argument("--name", default="host")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(fn=cmd_hw_detect)

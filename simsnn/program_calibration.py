@@ -274,6 +274,25 @@ def best_program(progs: list[dict]) -> dict:
     return best
 
 
+def unsettled(prev: dict, last: dict, tol: float = 0.05, floor: float = 0.5) -> list[str]:
+    """The hardware fields (:func:`program_overrides`) that moved by more than ``tol``
+    (relative) between two rounds of :func:`calibrate_program` in one pooled_timings pool,
+    ignoring moves under ``floor`` cycles (a tail coefficient of 0.1 cycles): figures that
+    had not settled at their quiet best."""
+    def flat(v) -> dict:
+        if not isinstance(v, dict):
+            return {(): v}
+        return {(k,) + p: x for k, sub in v.items() for p, x in flat(sub).items()}
+    a, b = program_overrides(prev, "")[0], program_overrides(last, "")[0]
+    out = []
+    for k, v in b.items():
+        before = flat(a.get(k, 0.0))
+        if any(abs(x - before.get(p, 0.0)) > max(tol * abs(before.get(p, 0.0)), floor)
+               for p, x in flat(v).items()):
+            out.append(k)
+    return out
+
+
 def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
                       quick: bool = False, cores: int = 1,
                       private_bytes: int | None = None,

@@ -206,6 +206,15 @@ def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     assert over["cycles_per_task"] > 0 and "measured program" in table
     from hwmodels.spec import CoreSpec
     CoreSpec(count=2, frequency=3e9, **over)  # the fields exist and validate
+    # a figure that moved between two pooled rounds is unsettled; tiny moves are not
+    import copy
+
+    from simsnn.program_calibration import unsettled
+    assert unsettled(prog, prog) == []
+    moved = copy.deepcopy(prog)
+    moved["event"]["cycles"] = prog["event"]["cycles"] * 1.5 + 5
+    moved["tail.fp32"]["cycles"][8] += 0.1  # under the 0.5-cycle floor
+    assert unsettled(prog, moved) == ["cycles_per_event"]
 
 
 def test_run_fit_recovers_the_remainder_costs():
