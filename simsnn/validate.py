@@ -270,7 +270,8 @@ def run_validation(cfg: ValidationConfig, source: str | Path, out_dir: str | Pat
 
 
 def _row(u: dict, runs: list[dict], hw, memory_mode: str) -> dict:
-    """One point's row: the best pass of its rounds against the prediction on ``hw``."""
+    """One point's row: its measured latency over its rounds (:func:`measured_latency`)
+    against the prediction on ``hw``."""
     import simsnn
     net, point = u["net"], u["point"]
     m = min(runs, key=lambda r: r["latency"]["best_per_sample"])
@@ -297,7 +298,7 @@ def _row(u: dict, runs: list[dict], hw, memory_mode: str) -> dict:
             "predicted_compute_share": rep["latency"]["compute_share"],
             # the core figures the prediction used (re-timed in this point's rounds)
             "predicted_core": {k: v for k, v in hw.cores.model_dump().items()
-                               if k.startswith("cycles_per_") or k == "parallel_efficiency"},
+                               if k.startswith("cycles_") or k == "parallel_efficiency"},
             "error_pct": (rep["latency_s"] - best) / best * 100,
             "program_bytes": m["program_bytes"]}
 
