@@ -226,24 +226,33 @@ def fit_runs(runs: dict, per_event: float, clock_hz: float, simd_width: int) -> 
     a straight line, the wide runs set it); then a and the c_B >= 0 over all widths with b
     fixed (non-negative least squares): c_B is the extra cost of an element past the last
     full block of B (``tail``: the loop's vector epilogue and scalar remainder), a - (event)
-    the run's fixed cost (``segment``: the loop's setup)."""
+    the run's fixed cost (``segment``: the loop's setup). A width whose time came out zero
+    (a difference of two timings that noise reversed; :func:`_measure_runs` clips it) is left
+    out: on relative error it would weigh as much as all the others together (``dropped``)."""
     from scipy.optimize import nnls
 
     from simsnn.lowering import TAIL_BLOCKS
-    w = np.array(runs["widths"], float)
-    full = w % max(TAIL_BLOCKS) == 0
-    x = np.stack([np.ones_like(w)] + [w % b for b in TAIL_BLOCKS], 1)
+    w_all = np.array(runs["widths"], float)
     out: dict = {}
     for dtype in ("fp32", "fp16"):
-        y = np.array(runs[dtype])
+        y_all = np.array(runs[dtype])
+        ok = y_all > 0
+        if (ok & (w_all % max(TAIL_BLOCKS) == 0)).sum() < 2:
+            ok[:] = True  # nothing better to fit: keep every width
+        w, y = w_all[ok], y_all[ok]
+        full = w % max(TAIL_BLOCKS) == 0
+        x = np.stack([np.ones_like(w)] + [w % b for b in TAIL_BLOCKS], 1)
         wt = 1.0 / np.maximum(y, 1e-12)
         line = np.stack([np.ones_like(w), w], 1)[full] * wt[full, None]
-        b = max(float(np.linalg.lstsq(line, y[full] * wt[full], rcond=None)[0][1]), 1e-15)
+        b = float(np.linalg.lstsq(line, y[full] * wt[full], rcond=None)[0][1])
+        if b <= 0:  # noise flattened the line: the widest run's time per unit instead
+            b = max(float(y[np.argmax(w)] / w.max()), 1e-15)
         coef = nnls(x * wt[:, None], (y - b * w) * wt)[0]
         rms = float(np.sqrt(np.mean(((x @ coef + b * w - y) * wt) ** 2)))
         out[f"synop.{dtype}"] = {"seconds": b, "spread": runs["spread"],
                                  "cycles_per_instruction": b * clock_hz * simd_width,
-                                 "fit_rms_rel": rms}
+                                 "fit_rms_rel": rms,
+                                 "dropped": [int(v) for v in w_all[~ok]]}
         seg = max(float(coef[0]) - per_event, 0.0)
         out[f"segment.{dtype}"] = {"seconds": seg, "spread": runs["spread"],
                                    "cycles": seg * clock_hz}

@@ -231,6 +231,11 @@ def test_run_fit_recovers_the_remainder_costs():
     assert tail[8] == pytest.approx(1.5e-9, rel=1e-6) and tail[32] == pytest.approx(0.3e-9)
     assert tail[16] == pytest.approx(0, abs=1e-15) and tail[64] == pytest.approx(0, abs=1e-15)
     assert fit["tail.fp16"]["cycles"][8] == pytest.approx(3.0, rel=1e-6)  # 3 ns at 1 GHz
+    # a width whose difference of timings noise clipped to zero is left out of the fit
+    hit = dict(runs, fp32=[0.0 if wd == 128 else v for wd, v in zip(RUN_WIDTHS, true)])
+    fit = fit_runs(hit, 2e-9, 1e9, 8)
+    assert fit["synop.fp32"]["dropped"] == [128] and fit["synop.fp16"]["dropped"] == []
+    assert fit["synop.fp32"]["seconds"] == pytest.approx(0.25e-9, rel=1e-6)
 
 
 def test_pooled_timings_keep_each_timing_at_its_best_over_rounds(monkeypatch):
