@@ -58,6 +58,15 @@ class _Allocator:
         return base, int(nbytes)
 
 
+def aligned_arena(nbytes: int, align: int) -> np.ndarray:
+    """``nbytes`` zero bytes that start on an ``align``-byte boundary (a view into a buffer
+    ``align`` bytes larger, which the view keeps alive): the memory the layout's offsets
+    are placed in, for the measured program and its calibration alike."""
+    raw = np.zeros(int(nbytes) + align, np.uint8)
+    off = (-raw.ctypes.data) % align
+    return raw[off:off + int(nbytes)]
+
+
 def storage_perm(groups: np.ndarray | None, n: int, mode: str) -> np.ndarray:
     """Unit index -> storage position (stable sort by group, shared first, if contiguous)."""
     if groups is None or mode == "interleaved":

@@ -23,7 +23,7 @@ from simsnn import measure_kernels as mk
 from simsnn.config.layout import LayoutConfig
 from simsnn.errors import SimsnnError
 from simsnn.inference import _check_input, encode
-from simsnn.layout import LayerLayout, build_layout
+from simsnn.layout import LayerLayout, aligned_arena, build_layout
 from simsnn.lowering import segments, unit_shares
 from simsnn.network import AnyNetwork, Dense, Ensemble, Flatten, Network
 
@@ -82,9 +82,7 @@ class MeasuredProgram:
             raise MeasureError("measure runs fp32 and fp16 weights (int8 needs a quantized "
                                "kernel, not written yet)")
         # one arena, page-aligned, every array at its layout offset
-        self._raw = np.zeros(self.lay.total_bytes + 4096, np.uint8)
-        off = (-self._raw.ctypes.data) % 4096
-        self.arena = self._raw[off:off + self.lay.total_bytes]
+        self.arena = aligned_arena(self.lay.total_bytes, 4096)
         self.members: list[tuple[Network, list[_Layer]]] = []
         for _, member, layers in self.lay.members:
             progs = []

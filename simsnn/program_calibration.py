@@ -56,15 +56,14 @@ def layer_arrays(n_rows: int, n_out: int, wdtype) -> tuple[np.ndarray, np.ndarra
     up to 2x here between fresh numpy arrays), so the calibration times the program's
     placement rather than whatever the allocator returns."""
     from simsnn.config.layout import LayoutConfig
-    from simsnn.layout import _Allocator
+    from simsnn.layout import _Allocator, aligned_arena
     cfg = LayoutConfig()
     alloc = _Allocator(cfg.align, cfg.small_align)
     item = np.dtype(wdtype).itemsize
     parts = [(alloc("w", n_rows * n_out * item), wdtype, (n_rows, n_out)),
              (alloc("cur", n_out * 4), np.float32, (n_out,)),
              (alloc("state", n_out * 4), np.float32, (n_out,))]
-    raw = np.zeros(alloc.top + cfg.align, np.uint8)
-    arena = raw[(-raw.ctypes.data) % cfg.align:]
+    arena = aligned_arena(alloc.top, cfg.align)
     return tuple(arena[b:b + n].view(dt).reshape(shape) for (b, n), dt, shape in parts)
 
 
