@@ -10,7 +10,7 @@ the method of `simsnn validate` (docs/validation.md): ``--rounds`` to ``--max-ro
 the program's own costs (micro-benchmarks only) and then timing ``--repeat`` passes of every
 model, the models interleaved; measured = each sample's best over every pass of every round
 (averaged over the samples), the re-timed figures from each timing's best over the rounds
-(a shared pool, simsnn.program_calibration.pooled_timings). Speed-ups
+(a shared pool, simsnn.host.timing.pooled_timings). Speed-ups
 against the first model, measured and predicted, side by side. ``--models`` takes shipped
 names or network YAML paths, e.g. the wide variants of docs/results.md
 (``python -m simsnn.train.shipped --width 3072 --out out/wide``, then
@@ -24,7 +24,7 @@ import json
 import simsnn
 from hwmodels.loader import load_hardware
 from simsnn.datasets import load_dataset
-from simsnn.validate import measured_latency, timed_rounds
+from simsnn.host.validate import measured_latency, timed_rounds
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from hwmodels.detect import KIB, MIB, PLAUSIBLE_CACHE_MAX, HostInfo, _fmt_size, read_host
+from hwmodels.hostinfo import KIB, MIB, PLAUSIBLE_CACHE_MAX, HostInfo, fmt_size, read_host
 
 __all__ = [
     "NOISY_SPREAD", "calibrate", "measure_clock", "measure_latency", "measure_bandwidth",
@@ -325,7 +325,7 @@ def measure_bandwidth(total_bytes: int, threads: int, repeat: int = 5,
             bw, spread = _rates(16 * n * work, times)
             out[f"read_bw_{label}"] = _figure(
                 bw, spread, "B/s", f"streaming read (sum reduction), {nthreads} thread(s), "
-                f"2 x {_fmt_size(8 * n) if (8 * n) % KIB == 0 else f'{8 * n} B'} arrays")
+                f"2 x {fmt_size(8 * n) if (8 * n) % KIB == 0 else f'{8 * n} B'} arrays")
             work, times = _scaled_runs(passes(tr), 1, target_s, repeat, max_units=10000)
             bw, spread = _rates(24 * n * work, times)
             out[f"triad_bw_{label}"] = _figure(
@@ -350,7 +350,7 @@ def measure_synops(l2_bytes: int | None, repeat: int = 5, target_s: float = 0.2,
     work, times = _scaled_runs(lambda k: _synops(w, ev, cur, k), 1, target_s, repeat)
     rate, spread = _rates(float(work) * events * n_out, times)
     return _figure(rate, spread, "1/s", f"fp32 synaptic accumulates, one thread, weights "
-                   f"{rows} x {n_out} fp32 = {_fmt_size(rows * n_out * 4)}, {events} random "
+                   f"{rows} x {n_out} fp32 = {fmt_size(rows * n_out * 4)}, {events} random "
                    "events per pass", rows=rows, n_out=n_out)
 
 
@@ -394,18 +394,18 @@ def assign_latencies(host: HostInfo, curve: list[dict], stream: list[dict] | Non
         capped = half > largest["size"]
         if capped:
             p = largest
-            notes.append(f"{c.name} reports {_fmt_size(c.size)}: half of it is beyond the largest "
+            notes.append(f"{c.name} reports {fmt_size(c.size)}: half of it is beyond the largest "
                          f"measured working set, its latency is capped at the "
-                         f"{_fmt_size(p['size'])} probe")
+                         f"{fmt_size(p['size'])} probe")
         elif below:
             p = below[-1]
         else:
             p = curve[0]
-            notes.append(f"{c.name} ({_fmt_size(c.size)}) is smaller than twice the smallest "
-                         f"probe: latency from the {_fmt_size(p['size'])} probe")
+            notes.append(f"{c.name} ({fmt_size(c.size)}) is smaller than twice the smallest "
+                         f"probe: latency from the {fmt_size(p['size'])} probe")
         if c.size > PLAUSIBLE_CACHE_MAX:
-            notes.append(f"{c.name} reports {_fmt_size(c.size)}, more than any real per-die "
-                         f"cache ({_fmt_size(PLAUSIBLE_CACHE_MAX)} assumed at most): likely a "
+            notes.append(f"{c.name} reports {fmt_size(c.size)}, more than any real per-die "
+                         f"cache ({fmt_size(PLAUSIBLE_CACHE_MAX)} assumed at most): likely a "
                          "hypervisor-made size; its latency is what the probe measured, "
                          "probably DRAM")
         levels.append({"name": c.name, "level": c.level, "size": c.size, "probe": p["size"],
@@ -417,8 +417,8 @@ def assign_latencies(host: HostInfo, curve: list[dict], stream: list[dict] | Non
     else:
         bound = "lower bound"
         notes.append(f"DRAM latency is a lower bound: the largest working set "
-                     f"{_fmt_size(largest['size'])} is not more than 2x the largest plausible "
-                     f"cache ({_fmt_size(biggest)}), so part of the loads still hit it")
+                     f"{fmt_size(largest['size'])} is not more than 2x the largest plausible "
+                     f"cache ({fmt_size(biggest)}), so part of the loads still hit it")
     dram = {"probe": largest["size"], "ns": largest["ns"], "spread": largest["spread"],
             "bound": bound}
     fast = [p for p in curve if p["ns"] < 0.5 * largest["ns"]]
@@ -438,17 +438,17 @@ def assign_latencies(host: HostInfo, curve: list[dict], stream: list[dict] | Non
                                    "ns": half[-1]["ns"], "spread": half[-1]["spread"]}
                 if by_stream:
                     lv["effective"]["latency_knee"] = knee
-            notes.append(f"{lv['name']} at half its reported {_fmt_size(lv['size'])} measures "
+            notes.append(f"{lv['name']} at half its reported {fmt_size(lv['size'])} measures "
                          f"{lv['ns']:.3g} ns, more than half of DRAM's {largest['ns']:.3g} ns "
                          f"(the latency curve stays below half the DRAM latency up to "
-                         f"{_fmt_size(knee)}, e.g. {fast[-1]['ns']:.3g} ns there)"
+                         f"{fmt_size(knee)}, e.g. {fast[-1]['ns']:.3g} ns there)"
                          + (f"; whole 4 KiB pages still stream at the cache's rate up to "
-                            f"{_fmt_size(s_knee)}: the cache holds more than the chase's "
+                            f"{fmt_size(s_knee)}: the cache holds more than the chase's "
                             f"jump suggests (a random line per load pays more there: page "
                             f"walks, or the replacement of isolated lines)" if by_stream else
                             "; noisy neighbours, cache partitioning or TLB reach")
-                         + (f"; the profile models it at {_fmt_size(size)}, its latency probed "
-                            f"at {_fmt_size(half[-1]['size'])}" if "effective" in lv else ""))
+                         + (f"; the profile models it at {fmt_size(size)}, its latency probed "
+                            f"at {fmt_size(half[-1]['size'])}" if "effective" in lv else ""))
     return levels, dram, notes
 
 
@@ -501,15 +501,15 @@ def calibrate(host: HostInfo | None = None, quick: bool = False, repeat: int | N
             notes.append(f"measured clock {clock / 1e9:.3f} GHz is {ratio:.2f}x the nominal "
                          f"{nominal:.0f} MHz (turbo, power saving or a TSC-derived 'cpu MHz')")
 
-    say(f"load latency (pointer chase, 8 KiB to {_fmt_size(max_size)})")
+    say(f"load latency (pointer chase, 8 KiB to {fmt_size(max_size)})")
     curve = measure_latency(_pow2_sizes(8 * KIB, max_size), repeat, target * 0.75)
     levels, dram, lat_notes = assign_latencies(host, curve)
     stream: list[dict] = []
     flagged = [k for k, lv in enumerate(levels) if "effective" in lv]
     if flagged:  # is the latency knee the cache's capacity for streamed rows?
         above = levels[flagged[0] - 1]["size"] if flagged[0] else 4 * KIB
-        say(f"streaming read by working set ({_fmt_size(2 * above)} to "
-            f"{_fmt_size(max_size)})")
+        say(f"streaming read by working set ({fmt_size(2 * above)} to "
+            f"{fmt_size(max_size)})")
         stream = measure_stream(_stream_sizes(2 * above, max_size), repeat, target * 0.25)
         levels, dram, lat_notes = assign_latencies(host, curve, stream)
     notes += lat_notes
@@ -525,8 +525,8 @@ def calibrate(host: HostInfo | None = None, quick: bool = False, repeat: int | N
                          "CPU, or the vCPUs share a physical core")
     plausible = max((c.size for c in host.caches if c.size <= PLAUSIBLE_CACHE_MAX), default=0)
     if stream_bytes < 4 * plausible:
-        notes.append(f"stream arrays ({_fmt_size(stream_bytes)} in all) are less than 4x the "
-                     f"largest cache ({_fmt_size(plausible)}): the bandwidths may include "
+        notes.append(f"stream arrays ({fmt_size(stream_bytes)} in all) are less than 4x the "
+                     f"largest cache ({fmt_size(plausible)}): the bandwidths may include "
                      "cache hits")
 
     say("synaptic accumulate")
@@ -554,7 +554,7 @@ def calibrate(host: HostInfo | None = None, quick: bool = False, repeat: int | N
     dram["cycles"] = dram["ns"] * 1e-9 * clock
 
     noisy = [k for k, v in figures.items() if not v["spread"] <= NOISY_SPREAD]
-    noisy += [f"latency@{_fmt_size(p['size'])}" for p in curve
+    noisy += [f"latency@{fmt_size(p['size'])}" for p in curve
               if not p["spread"] <= NOISY_SPREAD]
     bad = [k for k, v in figures.items() if not (math.isfinite(v["value"]) and v["value"] > 0)]
     if bad:

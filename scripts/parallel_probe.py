@@ -19,7 +19,7 @@ import numba
 import numpy as np
 from numba import njit
 
-from simsnn.program_calibration import parallel_layer_call
+from simsnn.host.calibrate_driver import parallel_layer_call
 
 
 @njit(cache=True)

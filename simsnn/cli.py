@@ -185,7 +185,7 @@ def cmd_measure(args) -> int:
     from simsnn.config.layout import LayoutConfig
     from simsnn.datasets import load_dataset
     from simsnn.experiment import RESULT_SCHEMA, RESULT_VERSION
-    from simsnn.measure import host_summary, measure
+    from simsnn.host.measure import host_summary, measure
     ds = load_dataset(args.data, seed=args.seed)
     x, y = ds.x_test[: args.samples], ds.y_test[: args.samples]
     layout = LayoutConfig(weight_dtype=args.weight_dtype) if args.weight_dtype else None
@@ -214,7 +214,8 @@ def cmd_measure(args) -> int:
 
 def cmd_validate(args) -> int:
     from simsnn.config.loader import load_config
-    from simsnn.validate import run_validation, summary_text
+    from simsnn.host.validate import run_validation
+    from simsnn.host.validation_report import summary_text
     cfg = load_config(args.config, expect="validation")
     if args.hardware:
         cfg = cfg.model_copy(update={"hardware": str(Path(args.hardware).resolve())
@@ -260,59 +261,17 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_hw_detect(args) -> int:
-    from hwmodels.calibrate import calibrate
-    from hwmodels.detect import (
-        build_hardware,
-        default_mlp,
-        format_report,
-        read_host,
-        to_yaml,
-        write_hardware,
-    )
-    from hwmodels.loader import parse_hardware
-    from simsnn.memory_calibration import stall_levels
-    from simsnn.program_calibration import (
-        best_program,
-        calibrate_program,
-        pooled_timings,
-        program_overrides,
-        unsettled,
-    )
-    host = read_host()
+    from hwmodels.detect import to_yaml
+    from simsnn.host.detect import detect_profile, write_profile
     say = (lambda m: print(m, file=sys.stderr)) if not args.quiet else None
-    cal = calibrate(host, quick=args.quick, progress=say)
-    f = round(cal["figures"]["clock_hz"]["value"] / 1e9, 1) * 1e9  # the file's frequency
-    if say:
-        say("calibrating the measured program's kernels")
-    data = [c for c in host.caches if c.type != "Instruction"]
-    private = [c.size for c in data if not c.shared]
-    largest = max((c.size for c in data), default=32 << 20)
-    # the profile's cache levels (effective sizes, latencies) for their stall benchmarks
-    levels = stall_levels(parse_hardware(build_hardware(host, cal, name=args.name)))
-    # rounds sharing one pool of timings (each figure from its timings' best over the rounds,
-    # as validation does); the figures still moving in the last round are reported noisy
-    progs: list[dict] = []
-    with pooled_timings({}):
-        for _ in range(1 if args.quick else args.rounds):
-            progs.append(calibrate_program(
-                f, host.simd_lanes, quick=args.quick, cores=host.count,
-                private_bytes=max(private) if private else None,
-                dram=(largest, cal["dram"]["ns"] * 1e-9 / default_mlp(host)), levels=levels))
-    prog = best_program(progs)
-    if len(progs) > 1:
-        prog["noisy"] = unsettled(progs[-2], progs[-1])
-    overrides, sources, table = program_overrides(prog, cal.get("date", ""))
-    hw = build_hardware(host, cal, name=args.name, core_overrides=overrides,
-                        override_sources=sources)
-    header = format_report(host, cal) + "\n" + table
+    det = detect_profile(quick=args.quick, rounds=args.rounds, name=args.name, progress=say)
     if args.output:
-        write_hardware(hw, args.output, header)
+        write_profile(det, args.output)
         print(f"wrote {args.output}")
     else:
-        print(to_yaml(hw, header))
-    noisy = cal.get("noisy", []) + [f"program.{k}" for k in prog["noisy"]]
-    if noisy:
-        print(f"noisy (run-to-run spread over 5 %): {', '.join(noisy)}", file=sys.stderr)
+        print(to_yaml(det.hardware, det.header))
+    if det.noisy:
+        print(f"noisy (run-to-run spread over 5 %): {', '.join(det.noisy)}", file=sys.stderr)
     return 0
 
 

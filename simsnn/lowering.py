@@ -204,7 +204,7 @@ class _Lowerer:
 
     def _small_mlp(self, region: str, n_in: int, rows_in: np.ndarray, hidden: int,
                    n_out: int, act: str | None) -> tuple[list[tuple], dict[str, float]]:
-        """Reads and operations of the compiled small MLP (measure_kernels.gate_mlp) stored
+        """Reads and operations of the compiled small MLP (simsnn.host.kernels.gate_mlp) stored
         at ``region`` (w1 (n_in, hidden), b1, then for a two-layer MLP w2 (hidden, n_out),
         b2): one weight row per non-zero input (``rows_in``, ascending) and the bias row;
         with ``act``, the activation of every hidden unit and a row of w2 for each non-zero
@@ -336,7 +336,7 @@ class _Lowerer:
                 ops["call"] = 1  # the driver's call of the layer's compiled kernel
             if c == 0 and spikes_t is not None:
                 # the driver's merge of every core's spikes into the next layer's sorted
-                # event list, once after the layer (measure_kernels.merge_events)
+                # event list, once after the layer (simsnn.host.kernels.merge_events)
                 ops["spike"] = int(np.count_nonzero(spikes_t))
             ops["readout_op" if ll.kind == "readout" else "neuron_update"] = upd
             if spike_pos is not None and pos.size:

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 import simsnn
-from simsnn import measure as M
 from simsnn.cli import main
 from simsnn.config.layout import LayoutConfig
 from simsnn.datasets import load_dataset
-from simsnn.measure import MeasuredProgram, MeasureError, parse_perf_csv, run_measured
+from simsnn.host import measure as M
+from simsnn.host.counters import parse_perf_csv
+from simsnn.host.program import MeasuredProgram, MeasureError, run_measured
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_fp16_weights_widen_exactly_for_every_bit_pattern():
     """The kernel's accumulate of fp16 rows (bit patterns widened in registers) onto zero gives
     numpy's float16 -> float32 value for all 65,536 patterns: subnormals, inf, NaN (-0.0
     lands as 0.0, as 0.0 + -0.0 does)."""
-    from simsnn import measure_kernels as mk
+    from simsnn.host import kernels as mk
     bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
     w = bits.reshape(1, -1)
     cur = np.zeros(bits.size, np.float32)
@@ -65,7 +66,7 @@ def test_fp16_weights_widen_exactly_for_every_bit_pattern():
 
 
 def test_encoder_and_merge_give_the_event_lists_of_numpy():
-    from simsnn import measure_kernels as mk
+    from simsnn.host import kernels as mk
     rng = np.random.default_rng(3)
     x = np.where(rng.random((5, 300)) < 0.3, rng.random((5, 300)), 0.0).astype(np.float32)
     idx, val = np.zeros((5, 300), np.int32), np.zeros((5, 300), np.float32)
@@ -103,8 +104,9 @@ def test_interleaved_groups_and_static_partition_run_the_same_arithmetic(mnist):
 
 def test_measure_reports_latency_statistics_and_says_counters_are_missing(mnist, monkeypatch,
                                                                             capsys):
-    monkeypatch.setattr(M, "perf_status", lambda: (False, "no counters in this test"))
-    monkeypatch.setattr(M, "_perf_told", False)
+    from simsnn.host import counters
+    monkeypatch.setattr(counters, "perf_status", lambda: (False, "no counters in this test"))
+    monkeypatch.setattr(counters, "_perf_told", False)
     x, y = mnist
     net = simsnn.load_network("mnist-gated")
     r = M.measure(net, x[:6], y[:6], warmup=0, repeat=2, per_layer=True)
@@ -129,6 +131,23 @@ def test_measure_reports_latency_statistics_and_says_counters_are_missing(mnist,
     import os
     assert r["threads"]["omp_wait_policy"] == os.environ["OMP_WAIT_POLICY"]
     assert r["threads"]["gomp_spincount"] == os.environ["GOMP_SPINCOUNT"]
+
+
+def test_kernels_default_to_bounded_spinning_workers_unless_the_environment_chooses():
+    import os
+    import subprocess
+    import sys
+    code = ("import os, simsnn.host.kernels; "
+            "print(os.environ['OMP_WAIT_POLICY'], os.environ['GOMP_SPINCOUNT'])")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY",
+                                                            "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["ACTIVE", "300000"]
+    env.update(OMP_WAIT_POLICY="PASSIVE", GOMP_SPINCOUNT="7")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["PASSIVE", "7"]
 
 
 def test_perf_csv_parsing_keeps_counted_events_only():
@@ -160,7 +179,7 @@ def test_cli_measure_writes_a_measurement_json(tmp_path, capsys):
 
 
 def test_program_calibration_gives_positive_costs_for_the_hardware_file():
-    from simsnn.program_calibration import calibrate_program, program_overrides
+    from simsnn.host.calibration import calibrate_program, program_overrides
     prog = calibrate_program(3e9, 8, repeat=2, quick=True, cores=2, private_bytes=256 << 10,
                              dram=(1 << 20, 0.0),
                              levels=[("L2", 512 << 10, 32 << 10, 0.0), ("L3", 1 << 20, 512 << 10,
@@ -209,7 +228,7 @@ def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     # a figure that moved between two pooled rounds is unsettled; tiny moves are not
     import copy
 
-    from simsnn.program_calibration import unsettled
+    from simsnn.host.calibration import unsettled
     assert unsettled(prog, prog) == []
     moved = copy.deepcopy(prog)
     moved["event"]["cycles"] = prog["event"]["cycles"] * 1.5 + 5
@@ -218,7 +237,7 @@ def test_program_calibration_gives_positive_costs_for_the_hardware_file():
 
 
 def test_run_fit_recovers_the_remainder_costs():
-    from simsnn.program_calibration import RUN_WIDTHS, fit_runs
+    from simsnn.host.calibrate_layer import RUN_WIDTHS, fit_runs
     w = np.array(RUN_WIDTHS, float)
     # 12 ns per run, 0.25 ns per unit, 1.5 ns per unit past a block of 8, 0.3 past one of 32
     true = 12e-9 + 0.25e-9 * w + 1.5e-9 * (w % 8) + 0.3e-9 * (w % 32)
@@ -241,20 +260,20 @@ def test_run_fit_recovers_the_remainder_costs():
 def test_pooled_timings_keep_each_timing_at_its_best_over_rounds(monkeypatch):
     from types import SimpleNamespace
 
-    from simsnn import program_calibration as pc
+    from simsnn.host import timing as pc
     clock = iter([0.0, 3.0, 10.0, 11.0, 20.0, 22.0, 30.0, 32.0])
     monkeypatch.setattr(pc, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
     calls = []
     pool: dict = {}
     with pc.pooled_timings(pool):
-        assert pc._best_of(lambda: calls.append(1), 1, 2, "k") == (1.0, 2.0)
+        assert pc.best_of(lambda: calls.append(1), 1, 2, "k") == (1.0, 2.0)
         # a slower round: the pool's best stands; this round's own spread is reported
-        assert pc._best_of(lambda: calls.append(1), 1, 2, "k") == (1.0, 0.0)
+        assert pc.best_of(lambda: calls.append(1), 1, 2, "k") == (1.0, 0.0)
     assert pool == {"k": 1.0} and pc._POOL is None and len(calls) == 6
 
 
 def test_best_program_is_the_last_pooled_round_with_cold_figures_at_their_median():
-    from simsnn.program_calibration import best_program
+    from simsnn.host.calibration import best_program
 
     def prog(ev, cold, noisy):
         return {"event": {"seconds": ev}, "cold.call": {"seconds": cold}, "noisy": noisy}
@@ -274,7 +293,7 @@ def test_cli_hw_detect_writes_a_loadable_profile(tmp_path):
 
 
 def test_compiled_gate_selection_is_numpys_stable_top_k():
-    from simsnn.measure import select_groups
+    from simsnn.host.program import select_groups
     rng = np.random.default_rng(5)
     for _ in range(200):
         n, g = int(rng.integers(2, 12)), int(rng.integers(1, 6))

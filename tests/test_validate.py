@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from simsnn.cli import main
-from simsnn.validate import error_stats, family_ranking, spearman
+from simsnn.host.validation_report import error_stats, family_ranking, spearman
 
 
 def test_error_statistics_by_hand():
@@ -32,7 +32,7 @@ def test_spearman_uses_ranks_and_average_ties():
 
 
 def test_measured_latency_takes_each_sample_at_its_best_over_rounds():
-    from simsnn.validate import measured_latency
+    from simsnn.host.validate import measured_latency
     rounds = [{"latency": {"per_sample_best_s": [1.0, 4.0, 2.0]}},
               {"latency": {"per_sample_best_s": [2.0, 3.0, 2.5]}}]
     # sample by sample: 1, 3, 2 (no round had the best of every sample)
@@ -40,7 +40,7 @@ def test_measured_latency_takes_each_sample_at_its_best_over_rounds():
 
 
 def test_rounds_settle_when_no_best_of_figure_improves_any_more():
-    from simsnn.validate import _pool_gain, _settled
+    from simsnn.host.validate import _pool_gain, _settled
 
     def run(*t):
         return {"latency": {"per_sample_best_s": list(t)}}
@@ -85,8 +85,8 @@ def test_family_ranking_compares_within_groups():
 
 
 def test_rounds_interleave_the_jobs_and_rotate_their_order(monkeypatch):
-    import simsnn.measure
-    from simsnn.validate import timed_rounds
+    import simsnn.host.measure
+    from simsnn.host.validate import timed_rounds
     order = []
     times = {"a": [3.0, 2.0, 2.0, 2.0], "b": [5.0, 5.0, 4.0, 4.0]}
 
@@ -94,7 +94,7 @@ def test_rounds_interleave_the_jobs_and_rotate_their_order(monkeypatch):
         order.append(net)
         t = times[net][sum(1 for o in order if o == net) - 1]
         return {"latency": {"per_sample_best_s": [t]}}
-    monkeypatch.setattr(simsnn.measure, "measure", fake)
+    monkeypatch.setattr(simsnn.host.measure, "measure", fake)
     runs, hw = timed_rounds([("a", None, None, None), ("b", None, None, None)], "hw", 1,
                             rounds=2, max_rounds=8, settle=0.02, recalibrate=False)
     assert hw == "hw"

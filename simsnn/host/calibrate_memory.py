@@ -1,15 +1,15 @@
 """The measured program's stall on weights that stream from DRAM or from a cache level beyond
-the first (micro-benchmarks of the layer kernel, simsnn/measure_kernels.py; the pieces are
+the first (micro-benchmarks of the layer kernel, simsnn.host.kernels; the pieces are
 whole rows and half rows in 1, 2 and 4 pieces: longer than a few hundred bytes, since
 shorter ones with gaps as long pull the gaps in through the prefetchers and stream like whole
 rows), for ``simsnn hw detect`` and ``simsnn validate``
-through :func:`simsnn.program_calibration.calibrate_program`. Nothing here looks at the
+through :func:`simsnn.host.calibration.calibrate_program`. Nothing here looks at the
 validation points."""
 from __future__ import annotations
 
 import numpy as np
 
-from simsnn.program_calibration import _T, _time_layer, layer_arrays
+from simsnn.host.timing import STEPS, layer_arrays, time_layer
 
 
 def _piece_stall(n_rows: int, n_out: int, n_ev: int, inner: int, run_latency_s: float,
@@ -25,12 +25,12 @@ def _piece_stall(n_rows: int, n_out: int, n_ev: int, inner: int, run_latency_s: 
     w, cur, state = layer_arrays(n_rows, n_out, np.uint16)  # placed as the program's
     w[...] = 0x2C00  # fp16 0.0625: every page written
     ev_idx = np.stack([np.sort(rng.choice(n_rows, n_ev, replace=False))
-                       for _ in range(_T)]).astype(np.int32)
-    base = dict(T=_T, ev_idx=ev_idx, ev_val=np.ones((_T, n_ev), np.float32),
-                ev_n=np.full(_T, n_ev, np.int64), w=w, bias=np.zeros(0, np.float32),
+                       for _ in range(STEPS)]).astype(np.int32)
+    base = dict(T=STEPS, ev_idx=ev_idx, ev_val=np.ones((STEPS, n_ev), np.float32),
+                ev_n=np.full(STEPS, n_ev, np.int64), w=w, bias=np.zeros(0, np.float32),
                 cur=cur, state=state,
-                spk=np.zeros((1, _T, n_out), np.int64), spk_n=np.zeros((1, _T), np.int64))
-    rows = _T * n_ev
+                spk=np.zeros((1, STEPS, n_out), np.int64), spk_n=np.zeros((1, STEPS), np.int64))
+    rows = STEPS * n_ev
     lines, pieces, extra, detail = [], [], [], []
     for width, runs in ((n_out, 1), (n_out // 2, 1), (n_out // 2, 2), (n_out // 2, 4)):
         seg = dict(base, s0=(np.arange(runs) * (n_out // runs)).astype(np.int64),
@@ -41,7 +41,7 @@ def _piece_stall(n_rows: int, n_out: int, n_ev: int, inner: int, run_latency_s: 
         for _ in range(repeat + 1):
             for name, a in (("real", real), ("near", near)):
                 key = ("piece", n_rows, n_out, width, runs, name)
-                times[name].append(_time_layer(a, inner, 1, key)[0])
+                times[name].append(time_layer(a, inner, 1, key)[0])
         best = {k: min(v[1:]) for k, v in times.items()}  # the first round warms up
         lines.append(rows * 2 * width / 64)
         pieces.append(rows * runs)

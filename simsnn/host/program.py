@@ -1,4 +1,4 @@
-"""Measurement backend: run the event-driven program the simulator prices on this CPU.
+"""The measured program: the event-driven program the simulator prices, run on this CPU.
 
 The program is built from the same decisions as the lowering (simsnn/lowering.py): the memory
 layout of simsnn/layout.py (one arena, every array at its layout offset, weights in storage
@@ -10,18 +10,14 @@ is priced.
 """
 from __future__ import annotations
 
-import os
-import resource
-import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from simsnn import measure_kernels as mk
 from simsnn.config.layout import LayoutConfig
 from simsnn.errors import SimsnnError
+from simsnn.host import kernels as mk
 from simsnn.inference import _check_input, encode
 from simsnn.layout import LayerLayout, aligned_arena, build_layout
 from simsnn.lowering import segments, unit_shares
@@ -247,7 +243,7 @@ class MeasuredProgram:
 
 def select_groups(scores: np.ndarray, class_to_groups: np.ndarray, top_k: int) -> np.ndarray:
     """The gate's decision: the groups (bool) of its ``top_k`` best-scored classes (compiled,
-    ``measure_kernels.select_top``: the numpy version, an argsort and a fancy index, took
+    ``kernels.select_top``: the numpy version, an argsort and a fancy index, took
     ~5 us a call here, as much as a small layer)."""
     return mk.select_top(scores, class_to_groups, int(top_k))
 
@@ -277,191 +273,3 @@ def run_measured(prog: MeasuredProgram, inputs: np.ndarray, seed: int = 0,
         record.update({k: np.stack(v) for k, v in buf["record"].items()})
     return np.stack(scores), secs
 
-
-# ----------------------------------------------------------------------------- measure
-def measure(net: AnyNetwork, inputs: np.ndarray, labels: np.ndarray | None = None, *,
-            cores: int = 1, layout: LayoutConfig | None = None, warmup: int = 1,
-            repeat: int = 5, per_layer: bool = False, pin: list[int] | None = None,
-            seed: int = 0, counters: bool = True) -> dict:
-    """Measure ``net`` on ``inputs`` on this CPU: ``warmup`` untimed passes, then ``repeat``
-    timed passes over all samples (one sample after the other, each timed). Returns one
-    result entry (docs/result-format.md, measured fields in docs/measure.md)."""
-    if repeat < 1 or warmup < 0:
-        raise MeasureError("repeat must be at least 1 and warmup at least 0")
-    threads = set_threads(cores, pin)
-    prog = MeasuredProgram(net, layout, cores)
-    x = np.asarray(inputs)
-    for _ in range(warmup):
-        run_measured(prog, x, seed)
-    perf = _PerfSession() if counters else None
-    reps = []
-    scores = None
-    if perf is not None:
-        perf.start()
-    for _ in range(repeat):
-        scores, secs = run_measured(prog, x, seed)
-        reps.append(secs)
-    count = perf.stop() if perf is not None else {"available": False, "reason": "not asked"}
-    per_inf = np.array([r.mean() for r in reps])
-    med = float(np.median(per_inf))
-    allv = np.concatenate(reps)
-    # each sample at its best over the passes (noise comes in bursts shorter than a pass)
-    per_sample = np.min(np.stack(reps), axis=0)
-    n = x.shape[0]
-    entry = {
-        "network": net.name, "family": net.family, "measured": True,
-        "samples": n, "timesteps": int(net.timesteps), "cores": cores,
-        "threads": threads, "layout": prog.lay.config.model_dump(),
-        "weight_dtype": prog.dtype, "program_bytes": int(prog.lay.total_bytes),
-        "latency_s": med,
-        "latency": {"median_of_repeats": med, "best_of_repeats": float(per_inf.min()),
-                    "mean": float(allv.mean()),
-                    "p50": float(np.percentile(allv, 50)), "p99": float(np.percentile(allv, 99)),
-                    "min": float(allv.min()), "max": float(allv.max()), "repeats": repeat,
-                    "per_repeat": per_inf.tolist(),
-                    "best_per_sample": float(per_sample.mean()),
-                    "per_sample_best_s": per_sample.tolist(),
-                    "spread": float((per_inf.max() - per_inf.min()) / med) if med else 0.0},
-        "energy_j": None,
-        "counters": count,
-        "peak_rss_bytes": peak_rss_bytes(),
-    }
-    # the parallel runtime the passes ran on (its wait policy decides what a layer call on
-    # several threads costs: simsnn/measure_kernels.py)
-    entry["threads"].update(layer=_threading_layer(),
-                            omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
-                            gomp_spincount=os.environ.get("GOMP_SPINCOUNT"))
-    if labels is not None and scores is not None:
-        entry["accuracy"] = float((scores.argmax(axis=1) == np.asarray(labels)[:n]).mean())
-    else:
-        entry["accuracy"] = None
-    from simsnn.footprint import footprint
-    fp = footprint(net)
-    entry["footprint_bytes"] = fp["total_bytes"]
-    entry["weight_bytes"] = fp["weight_bytes"]
-    if per_layer:
-        timer: dict = {}
-        run_measured(prog, x, seed, timer=timer)
-        entry["latency"]["per_layer_s"] = {k: v / n for k, v in timer.items()}
-        entry["latency"]["per_layer_note"] = ("one extra instrumented pass, a clock read "
-                                              "around each layer")
-    return entry
-
-
-# ----------------------------------------------------------------------------- counters
-_PERF_EVENTS = ("cycles", "instructions", "cache-references", "cache-misses",
-                "L1-dcache-load-misses", "LLC-load-misses")
-_perf_told = False
-
-
-def parse_perf_csv(text: str) -> dict[str, float]:
-    """``perf stat -x,`` output -> {event: count}; events perf could not count are left out."""
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        f = line.split(",")
-        if len(f) < 3 or not f[2].strip():
-            continue
-        try:
-            out[f[2].strip()] = float(f[0])
-        except ValueError:
-            continue  # <not supported>, <not counted>
-    return out
-
-
-class _PerfSession:
-    """``perf stat`` attached to this process around the timed passes, where the kernel
-    exposes hardware counters; otherwise says why, once per process."""
-
-    def __init__(self):
-        global _perf_told
-        self.ok, self.reason = perf_status()
-        self.proc = None
-        if not self.ok and not _perf_told:
-            import sys
-            print(f"simsnn measure: no hardware counters ({self.reason}); timing with the "
-                  f"wall clock only", file=sys.stderr)
-            _perf_told = True
-
-    def start(self) -> None:
-        if not self.ok:
-            return
-        self.proc = subprocess.Popen(
-            [shutil.which("perf") or "perf", "stat", "-x,", "-e", ",".join(_PERF_EVENTS),
-             "-p", str(os.getpid())], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-            text=True)
-        time.sleep(0.2)  # let perf attach
-
-    def stop(self) -> dict:
-        if not self.ok or self.proc is None:
-            return {"available": False, "reason": self.reason}
-        import signal
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            _, err = self.proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return {"available": False, "reason": "perf stat did not stop"}
-        counts = parse_perf_csv(err)
-        if not counts:
-            return {"available": False, "reason": "perf stat counted nothing"}
-        return {"available": True, "scope": "whole process during the timed passes",
-                "events": counts}
-
-
-def perf_status() -> tuple[bool, str]:
-    """Can ``perf stat`` count hardware events here? (available, reason)."""
-    exe = shutil.which("perf")
-    if exe is None:
-        return False, "perf is not installed"
-    try:
-        r = subprocess.run([exe, "stat", "-x,", "-e", "cycles,instructions", "true"],
-                           capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return False, f"perf stat failed: {exc}"
-    text = r.stderr + r.stdout
-    if r.returncode != 0:
-        last = text.strip().splitlines()[-1] if text.strip() else str(r.returncode)
-        return False, f"perf stat failed: {last}"
-    if "cycles" not in parse_perf_csv(text):
-        why = "not supported" if "not supported" in text else "not counted"
-        return False, f"the kernel exposes no hardware counters here (perf: cycles {why})"
-    return True, "perf stat counts cycles and instructions"
-
-
-def host_summary() -> dict:
-    """CPU model and logical CPUs of this host (for measured results)."""
-    from hwmodels.detect import DetectError, read_host
-    try:
-        model = read_host().model
-    except DetectError:
-        model = ""
-    return {"cpu": model, "logical_cpus": os.cpu_count(), "numba_threads":
-            __import__("numba").config.NUMBA_NUM_THREADS}
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-def _threading_layer() -> str:
-    import numba
-    try:
-        return numba.threading_layer()
-    except ValueError:  # no parallel call in this process yet (one-core runs)
-        return "none loaded"
-
-
-def set_threads(cores: int, pin: list[int] | None) -> dict:
-    """Use ``cores`` numba threads; pin the process (and so its threads) to ``pin`` CPUs."""
-    import numba
-    if cores > numba.config.NUMBA_NUM_THREADS:
-        raise MeasureError(f"{cores} cores asked, numba has {numba.config.NUMBA_NUM_THREADS} "
-                           f"threads on this machine")
-    numba.set_num_threads(cores)
-    if pin:
-        try:
-            os.sched_setaffinity(0, set(pin))
-        except (OSError, ValueError) as exc:
-            raise MeasureError(f"cannot pin to CPUs {pin}: {exc}") from None
-    return {"threads": cores, "affinity": sorted(os.sched_getaffinity(0))}

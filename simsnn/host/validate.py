@@ -6,83 +6,20 @@ only): nothing here fits a model parameter to the measured points.
 """
 from __future__ import annotations
 
-import csv
-import io
 import time
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import rankdata
 
 from simsnn.config.validation import ValidationConfig, ValidationPoint
 from simsnn.errors import ConfigError
+from simsnn.host.validation_report import (
+    error_stats,
+    family_ranking,
+    plot_points,
+    write_csv,
+)
 from simsnn.io import write_json_atomic
-
-FAMILIES = ("dense", "task_specialized", "gated")
-
-
-def spearman(a, b) -> float:
-    """Spearman rank correlation (average ranks for ties); nan for fewer than 2 points."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if a.shape[0] < 2:
-        return float("nan")
-    ra, rb = rankdata(a), rankdata(b)
-    if ra.std() == 0 or rb.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def error_stats(predicted, measured) -> dict:
-    """Absolute percentage errors of ``predicted`` against ``measured``: mean (MAPE), max,
-    signed mean (bias) and the Spearman rank correlation."""
-    p, m = np.asarray(predicted, float), np.asarray(measured, float)
-    if p.shape != m.shape or p.size == 0:
-        raise ValueError("predicted and measured must be non-empty and of the same length")
-    if (m <= 0).any():
-        raise ValueError("measured values must be positive")
-    err = (p - m) / m * 100.0
-    return {"n_points": int(p.size), "latency_mape_pct": float(np.abs(err).mean()),
-            "max_error_pct": float(np.abs(err).max()), "bias_pct": float(err.mean()),
-            "spearman": spearman(p, m)}
-
-
-def family_ranking(rows: list[dict]) -> dict:
-    """Within each comparison group (same ``group``, cores and input scale) holding several
-    families: is the predicted order of latencies the measured one? Each pair of points is
-    also checked on its own, and marked *resolved* when the measured latencies differ by more
-    than the uncertainty of either best-of measurement (``measured_uncertainty``: the gap
-    between its best and second-best round); a pair inside that is a tie the measurement
-    cannot order."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        if r.get("group"):
-            groups.setdefault((r["group"], r["cores"], r["input_scale"]), []).append(r)
-    checks = []
-    for key, rs in sorted(groups.items()):
-        if len({r["family"] for r in rs}) < 2:
-            continue
-        by_pred = [r["point"] for r in sorted(rs, key=lambda r: r["predicted_s"])]
-        by_meas = [r["point"] for r in sorted(rs, key=lambda r: r["measured_s"])]
-        pairs = []
-        for i, a in enumerate(rs):
-            for b in rs[i + 1:]:
-                gap = abs(a["measured_s"] - b["measured_s"]) / min(a["measured_s"],
-                                                                   b["measured_s"])
-                noise = max(a.get("measured_uncertainty", 0.0),
-                            b.get("measured_uncertainty", 0.0))
-                pairs.append({"points": [a["point"], b["point"]], "measured_gap": gap,
-                              "resolved": bool(gap > noise),
-                              "right": bool((a["predicted_s"] < b["predicted_s"]) ==
-                                            (a["measured_s"] < b["measured_s"]))})
-        checks.append({"group": key[0], "cores": key[1], "input_scale": key[2],
-                       "predicted_order": by_pred, "measured_order": by_meas,
-                       "right": by_pred == by_meas, "pairs": pairs,
-                       "right_where_resolved": all(p["right"] for p in pairs
-                                                   if p["resolved"])})
-    return {"checks": checks, "all_right": bool(checks) and all(c["right"] for c in checks),
-            "all_right_where_resolved": bool(checks) and all(c["right_where_resolved"]
-                                                             for c in checks),
-            "ties": sum(not p["resolved"] for c in checks for p in c["pairs"])}
 
 
 def _network(point: ValidationPoint, base: Path):
@@ -102,12 +39,12 @@ def _network(point: ValidationPoint, base: Path):
 
 def _program_costs(hw, cores: int) -> dict:
     """The costs of the measured program timed now: the one-core figures (quick
-    micro-benchmarks of simsnn.program_calibration at the profile's clock) and, for a point
+    micro-benchmarks of simsnn.host.calibration at the profile's clock) and, for a point
     on several cores, the parallel efficiency (longer runs: it is the noisiest figure) and
     the sync cost on that many cores; caches, latencies, bandwidths and energies stay as
     detected."""
-    from simsnn.memory_calibration import stall_levels
-    from simsnn.program_calibration import (
+    from simsnn.host.calibrate_memory import stall_levels
+    from simsnn.host.calibration import (
         calibrate_program,
         sync_overhead,
         time_parallel_efficiency,
@@ -128,7 +65,7 @@ def _program_costs(hw, cores: int) -> dict:
 def _core_overrides(prog: dict, cores: int) -> dict:
     """The core fields of :func:`_program_costs`'s figures (the sync cost and the parallel
     efficiency only for a point on several cores)."""
-    from simsnn.program_calibration import program_overrides
+    from simsnn.host.calibration import program_overrides
     over, _, _ = program_overrides(prog, "")
     if cores < 2:
         over.pop("cycles_per_sync")
@@ -142,13 +79,14 @@ def timed_rounds(jobs: list[tuple], hw, cores: int, *, rounds: int, max_rounds: 
     """Rounds of (re-time the program's costs, measure ``repeat`` passes of every job), the
     jobs interleaved so that the machine's drift reaches all of them alike (each round starts
     one job later); a job is (network, inputs, labels, layout). The re-timings share one
-    pool (simsnn.program_calibration.pooled_timings): each timing is its best over all
+    pool (simsnn.host.timing.pooled_timings): each timing is its best over all
     rounds so far. At least ``rounds`` rounds, then more up to ``max_rounds`` until the last
     round improved no best-of figure (a job's measured latency, :func:`measured_latency`, or
     a pooled timing) by more than ``settle``. Returns (per job, the measurements of every
-    round; ``hw`` with the last round's costs: simsnn.program_calibration.best_program)."""
-    from simsnn.measure import measure
-    from simsnn.program_calibration import best_program, pooled_timings
+    round; ``hw`` with the last round's costs: simsnn.host.calibration.best_program)."""
+    from simsnn.host.calibration import best_program
+    from simsnn.host.measure import measure
+    from simsnn.host.timing import pooled_timings
     progs: list[dict] = []
     pool: dict = {}
     gains: list[float] = []
@@ -211,7 +149,7 @@ def run_validation(cfg: ValidationConfig, source: str | Path, out_dir: str | Pat
     import simsnn
     from hwmodels.loader import load_hardware
     from simsnn.datasets import load_dataset
-    from simsnn.measure import host_summary
+    from simsnn.host.measure import host_summary
     base = Path(source).parent
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -263,8 +201,8 @@ def run_validation(cfg: ValidationConfig, source: str | Path, out_dir: str | Pat
                                                           for r in rows])),
                "seconds": time.perf_counter() - started}
     write_json_atomic(out / "points.json", {"points": rows})
-    _write_csv(out / "points.csv", rows)
-    summary["plot"] = _plot(out / "predicted_vs_measured.png", rows, summary)
+    write_csv(out / "points.csv", rows)
+    summary["plot"] = plot_points(out / "predicted_vs_measured.png", rows, summary)
     write_json_atomic(out / "summary.json", summary)
     return summary
 
@@ -303,67 +241,5 @@ def _row(u: dict, runs: list[dict], hw, memory_mode: str) -> dict:
             "program_bytes": m["program_bytes"]}
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    # one value per cell: the per-layer breakdowns (dicts) are in points.json only
-    fields = [k for k, v in rows[0].items() if not isinstance(v, dict)]
-    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
-    tmp = path.with_suffix(".csv.tmp")
-    tmp.write_text(buf.getvalue())
-    tmp.replace(path)
 
-
-def _plot(path: Path, rows: list[dict], summary: dict) -> str | None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    markers = {"dense": "o", "task_specialized": "s", "gated": "^"}
-    for fam in sorted({r["family"] for r in rows}):
-        for c in sorted({r["cores"] for r in rows}):
-            rs = [r for r in rows if r["family"] == fam and r["cores"] == c]
-            if rs:
-                ax.scatter([1e3 * r["measured_s"] for r in rs],
-                           [1e3 * r["predicted_s"] for r in rs],
-                           marker=markers.get(fam, "x"), label=f"{fam}, {c} core(s)")
-    lo = min(min(r["measured_s"], r["predicted_s"]) for r in rows) * 1e3 * 0.8
-    hi = max(max(r["measured_s"], r["predicted_s"]) for r in rows) * 1e3 * 1.25
-    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
-    ax.plot([lo, hi], [lo * 1.1, hi * 1.1], "k:", lw=0.6)
-    ax.plot([lo, hi], [lo * 0.9, hi * 0.9], "k:", lw=0.6)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("measured latency per inference (ms)")
-    ax.set_ylabel("predicted latency per inference (ms)")
-    ax.set_title(f"{summary['name']}: MAPE {summary['latency_mape_pct']:.1f} %, "
-                 f"Spearman {summary['spearman']:.3f}")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path.name
-
-
-def summary_text(summary: dict) -> str:
-    s = summary
-    fr = s["family_ranking"]
-    rank = "n/a" if not fr["checks"] else ("right" if fr["all_right"] else "WRONG")
-    if fr["checks"] and not fr["all_right"]:
-        rank += (" (right in every pair the measurement resolves; " if
-                 fr["all_right_where_resolved"] else " (also where the measurement resolves; ")
-        rank += f"{fr['ties']} measured tie(s))"
-    return (f"{s['n_points']} points: latency MAPE {s['latency_mape_pct']:.1f} %, max error "
-            f"{s['max_error_pct']:.1f} %, bias {s['bias_pct']:+.1f} %, Spearman "
-            f"{s['spearman']:.3f}, family ranking {rank}; median spread of the measured "
-            f"passes {100 * s['measured_spread_median']:.0f} %")
-
-
-__all__ = ["error_stats", "family_ranking", "measured_latency", "run_validation", "spearman",
-           "summary_text", "timed_rounds"]
+__all__ = ["measured_latency", "run_validation", "timed_rounds"]
