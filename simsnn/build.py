@@ -32,6 +32,7 @@ from simsnn.network import (
     is_synaptic,
 )
 from simsnn.neurons import NeuronParams
+from simsnn.quantize import round_to_storage
 
 WEIGHTS_FORMAT = "simsnn-weights"
 WEIGHTS_VERSION = 1
@@ -176,6 +177,8 @@ def build_network(cfg: NetworkConfig, source: str = "<python>",
         load_weights(net, path, source)
     elif cfg.init == "random":
         init_weights(net, cfg.seed)
+    if cfg.weights is not None or cfg.init == "random":
+        round_to_storage(net)  # the reference computes with the stored values
     return net
 
 

@@ -11,7 +11,7 @@ from simsnn.config.layout import LayoutConfig
 from simsnn.datasets import load_dataset
 from simsnn.host import measure as M
 from simsnn.host.counters import parse_perf_csv
-from simsnn.host.program import MeasuredProgram, MeasureError, run_measured
+from simsnn.host.program import MeasuredProgram, MeasureError, run_measured, unsupported
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +53,9 @@ def test_fp16_weights_widen_exactly_for_every_bit_pattern():
     cur = np.zeros(bits.size, np.float32)
     spk = np.zeros((1, 1, bits.size), np.int64)
     mk.layer_one_core(1, np.zeros((1, 1), np.int32), np.ones((1, 1), np.float32),
-                      np.ones(1, np.int64), True, np.zeros(1, np.int64), w,
-                      np.zeros(0, np.float32), False, cur, np.zeros(bits.size, np.float32),
+                      np.ones(1, np.int64), True, np.zeros(1, np.int64), w, np.float32(1),
+                      np.zeros(0, np.uint16), np.float32(1), False, cur,
+                      np.zeros(bits.size, np.float32),
                       np.array([0], np.int64), np.array([bits.size], np.int64), True,
                       np.float32(1.0), np.float32(1e9), False, np.float32(0.0), spk,
                       np.zeros((1, 1), np.int64))
@@ -160,8 +161,132 @@ def test_unsupported_programs_are_clear_errors():
     net = simsnn.load_network("mnist-dense")
     with pytest.raises(MeasureError, match="row-major"):
         MeasuredProgram(net, LayoutConfig(order="col"))
-    with pytest.raises(MeasureError, match="int8"):
-        MeasuredProgram(net, LayoutConfig(weight_dtype="int8"))
+    with pytest.raises(MeasureError, match="layer_major"):
+        MeasuredProgram(net, LayoutConfig(schedule="step_major"))
+    oracle = _net("oracle", "gated", [{"type": "dense", "units": 32},
+                                      {"type": "dense", "units": 10, "spiking": False}],
+                  gate={"position": 0, "kind": "oracle", "groups": 2, "top_k": 1,
+                        "shared": 0.5})
+    with pytest.raises(MeasureError, match="oracle"):
+        MeasuredProgram(oracle)
+    pooled = _net("pool-on-pixels", "dense", [{"type": "avgpool2d", "kernel": 2},
+                                              {"type": "flatten"},
+                                              {"type": "dense", "units": 10, "spiking": False}],
+                  shape=[1, 8, 8])
+    assert unsupported(pooled) == ["pool-on-pixels.avgpool2d0: average pooling of graded "
+                                   "(non-spike) inputs"]
+
+
+def _net(name, family, layers, shape=(784,), coding="direct", dtype="fp16", **extra):
+    """An inline network config with random weights, built."""
+    from simsnn.build import build_network
+    from simsnn.config.network import NetworkConfig
+    cfg = {"version": 1, "kind": "network", "name": name, "family": family,
+           "num_classes": 10, "timesteps": 5, "input": {"shape": list(shape), "coding": coding},
+           "neuron": {"leak": 0.9, "threshold": 0.5}, "init": "random", "seed": 3,
+           "weight_dtype": dtype, "layers": layers, **extra}
+    return build_network(NetworkConfig.model_validate(cfg))
+
+
+_CONV = [{"type": "conv2d", "channels": 6, "kernel": 3, "padding": 1},
+         {"type": "conv2d", "channels": 8, "kernel": 3, "stride": 2, "padding": 1},
+         {"type": "avgpool2d", "kernel": 2},
+         {"type": "conv2d", "channels": 12, "kernel": 3},
+         {"type": "flatten"},
+         {"type": "dense", "units": 24},
+         {"type": "dense", "units": 10, "spiking": False}]
+
+
+def _same_as_reference(net, x, cores, y=None):
+    ref, trace = simsnn.run_network(net, x, record=True, labels=y)
+    rec: dict = {}
+    out, _ = run_measured(MeasuredProgram(net, cores=cores), x, record=rec)
+    spiking = [k for k in trace.layers if k != "input"]
+    assert sorted(rec) == sorted(spiking)
+    for k in spiking:
+        assert np.array_equal(rec[k], trace.layers[k]), k
+        assert trace.layers[k].any(), k  # the comparison is not of silent layers
+    return out, ref
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+@pytest.mark.parametrize("dtype", ["fp32", "fp16", "int8"])
+@pytest.mark.parametrize("coding", ["direct", "rate"])
+def test_conv_pool_networks_give_the_reference_spikes(mnist, cores, dtype, coding):
+    """Event-driven convolutions (stride 1 and 2, padding), average pooling and a dense head
+    on 28x28 digits: the program's spikes and scores are the reference inference's."""
+    x, _ = mnist
+    net = _net(f"conv-{dtype}", "dense", _CONV, shape=(1, 28, 28), coding=coding,
+               dtype=dtype)
+    out, ref = _same_as_reference(net, x[:6], cores)
+    assert np.array_equal(out, ref)
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_gated_conv_net_with_a_gate_after_layer_one(mnist, cores):
+    """Per-layer gated conv net whose MLP gate reads the first layer's spike rates: the same
+    group decisions and spikes as the reference."""
+    x, y = mnist
+    net = _net("gated-conv-g1", "gated", _CONV, shape=(1, 28, 28),
+               gate={"position": 1, "kind": "mlp", "hidden": 16, "groups": 2, "top_k": 1,
+                     "shared": 0.5})
+    out, ref = _same_as_reference(net, x[:6], cores)
+    assert np.array_equal(out, ref)
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "int8"])
+def test_task_specialized_ensemble_with_conv_members(mnist, dtype):
+    x, _ = mnist
+    net = _net("ts-conv", "task_specialized", _CONV, shape=(1, 28, 28), dtype=dtype,
+               tasks=[{"classes": [0, 1, 2, 3, 4], "scale": 2},
+                      {"classes": [5, 6, 7, 8, 9], "scale": 2}],
+               aggregator={"hidden": 16, "activation": "sigmoid"})
+    out, ref = _same_as_reference(net, x[:4], 1)
+    # the aggregator is compiled (widened weights, features in ascending order): numpy's
+    # BLAS sums in another order
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_int8_dense_and_gated_networks_give_the_reference_spikes(mnist, cores):
+    x, _ = mnist
+    dense = _net("dense-int8", "dense", [{"type": "dense", "units": 64, "bias": True},
+                                         {"type": "dense", "units": 10, "spiking": False}],
+                 dtype="int8")
+    gated = _net("gated-int8", "gated", [{"type": "dense", "units": 64},
+                                         {"type": "dense", "units": 48},
+                                         {"type": "dense", "units": 10, "spiking": False}],
+                 dtype="int8", gate={"position": 1, "kind": "linear", "groups": 4,
+                                     "top_k": 1, "shared": 0.25})
+    for net in (dense, gated):
+        out, ref = _same_as_reference(net, x[:8], cores)
+        assert np.array_equal(out, ref)
+
+
+def test_int8_storage_is_exact_and_idempotent():
+    from simsnn.host.program import storage
+    from simsnn.quantize import int8_scale, stored_value
+    rng = np.random.default_rng(0)
+    for scale in (1e-3, 0.07, 3.0, 1000.0):
+        w = (rng.standard_normal((40, 30)) * scale).astype(np.float32)
+        v = stored_value(w, "int8")
+        s = int8_scale(v)
+        assert s == int8_scale(w) and np.log2(s) == np.round(np.log2(s))  # a power of two
+        q, s2 = storage(v, "int8")
+        assert q.dtype == np.int8 and np.abs(q).max() <= 127 and s2 == s
+        assert np.array_equal(q.astype(np.float32) * s, v)  # exact
+        assert np.array_equal(stored_value(v, "int8"), v)  # idempotent
+        assert np.abs(v - w).max() <= s / 2 * (1 + 1e-6)
+    assert int8_scale(np.zeros(3, np.float32)) == 1.0
+
+
+def test_a_spiking_last_layer_scores_by_spike_rate(mnist):
+    x, _ = mnist
+    net = _net("spiking-out", "dense", [{"type": "dense", "units": 32},
+                                        {"type": "dense", "units": 10, "spiking": False}])
+    net.layers[-1].neuron = net.layers[0].neuron  # as NIR imports may end (configs may not)
+    out, ref = _same_as_reference(net, x[:6], 1)
+    assert np.array_equal(out, ref)
 
 
 def test_cli_measure_writes_a_measurement_json(tmp_path, capsys):

@@ -8,7 +8,9 @@ import time
 import numpy as np
 
 from simsnn.host import kernels as mk
-from simsnn.host.timing import STEPS, best_of, layer_args, threads
+from simsnn.host.timing import ONE, STEPS, best_of, layer_args, threads
+
+ONES = np.ones(4, np.float32)  # the small MLP's int8 scales, for fp16 weights
 
 
 def mlp_costs(clock_hz: float, simd_width: int, repeat: int, inner: int) -> dict:
@@ -30,7 +32,7 @@ def mlp_costs(clock_hz: float, simd_width: int, repeat: int, inner: int) -> dict
         return (rng.standard_normal(shape) * scale + shift).astype(np.float16).view(np.uint16)
 
     def mlp_call(key, feat, w1, b1, w2, b2, mlp, sigmoid):  # calls of a few us: 10x more
-        return best_of(lambda: mk.gate_mlp(feat, w1, b1, w2, b2, mlp, sigmoid),
+        return best_of(lambda: mk.gate_mlp(feat, w1, b1, w2, b2, mlp, sigmoid, ONES),
                         inner * 10, repeat, ("mlp",) + key)
 
     n_in = 512
@@ -203,7 +205,7 @@ def parallel_layer_call(n: int, units: int, events: int):
 
     def call():
         mk.layer_cores(STEPS, a["ev_idx"], a["ev_val"], a["ev_n"], True, a["in_perm"], a["w"],
-                       a["bias"], False, a["cur"], a["state"], s0, sl, ptr, False,
+                       ONE, a["bias"], ONE, False, a["cur"], a["state"], s0, sl, ptr, False,
                        np.float32(0.9), np.float32(1e9), False, np.float32(0.0), spk, spk_n)
     return call
 

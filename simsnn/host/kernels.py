@@ -4,8 +4,9 @@ simsnn/layout.py.
 
 Weights are read in their storage dtype: fp32 as is; fp16 as its 16-bit patterns (numba has
 no float16 on the CPU), each widened to float32 in a register by LLVM's half-to-float
-conversion (F16C's vcvtph2ps on x86: exact for every value, subnormals included). The
-arithmetic is the reference inference's (simsnn/kernels.py): per time step the current of
+conversion (F16C's vcvtph2ps on x86: exact for every value, subnormals included); int8 as its
+codes, each widened and multiplied by its tensor's power-of-two scale (exact: simsnn.quantize).
+The arithmetic is the reference inference's (simsnn/kernels.py): per time step the current of
 each open unit is the bias plus the events' contributions in ascending input index order;
 ``v = leak * v + I``; a spike when ``v > threshold``, then reset.
 """
@@ -46,29 +47,36 @@ def _half_to_float32(typingctx, h):
     return types.float32(types.uint16), codegen
 
 
-def accum(cur, w, row, s0, n, a):  # pragma: no cover - replaced by the overload
+def widen(x, s):  # pragma: no cover - replaced by the overload
+    raise NotImplementedError
+
+
+@overload(widen, inline="always")
+def _widen_impl(x, s):
+    """A stored weight as float32: fp32 as is, fp16 bits widened (:func:`_half_to_float32`),
+    an int8 code times its tensor's power-of-two scale ``s`` (exact: simsnn.quantize)."""
+    if x == types.uint16:
+        return lambda x, s: _half_to_float32(x)
+    if x == types.int8:
+        return lambda x, s: np.float32(x) * s
+    return lambda x, s: x
+
+
+def accum(cur, coff, w, row, s0, n, a, s):  # pragma: no cover - replaced by the overload
     raise NotImplementedError
 
 
 @overload(accum, inline="always")
-def _accum_impl(cur, w, row, s0, n, a):
-    """``cur[s0:s0+n] += a * w[row, s0:s0+n]`` for float32 or float16-bit-pattern weights
-    (each widened in a register: :func:`_half_to_float32`)."""
+def _accum_impl(cur, coff, w, row, s0, n, a, s):
+    """``cur[coff+s0 : coff+s0+n] += a * w[row, s0:s0+n]`` for stored weights (each widened in
+    a register: :func:`widen`, ``s`` the int8 scale)."""
     # 1-D views of the row and the current: LLVM vectorizes these loops (2-D indexing
     # inside the loop defeats it, ~6x slower)
-    if w.dtype == types.uint16:
-        def impl(cur, w, row, s0, n, a):
-            ww = w[row, s0:s0 + n]
-            cc = cur[s0:s0 + n]
-            for k in range(n):
-                cc[k] += a * _half_to_float32(ww[k])
-        return impl
-
-    def impl(cur, w, row, s0, n, a):
+    def impl(cur, coff, w, row, s0, n, a, s):
         ww = w[row, s0:s0 + n]
-        cc = cur[s0:s0 + n]
+        cc = cur[coff + s0:coff + s0 + n]
         for k in range(n):
-            cc[k] += a * ww[k]
+            cc[k] += a * widen(ww[k], s)
     return impl
 
 
@@ -94,9 +102,24 @@ def encode_input(x, ev_idx, ev_val):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _layer_share(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cur, state, s0,
-                 sl, readout, leak, thr, soft, v_reset, spk, spk_n):  # pragma: no cover
-    """All time steps of one layer for one core's open segments (storage positions
+def _lif_update(state, cur, j, t, m, leak, thr, soft, v_reset, spk):  # pragma: no cover
+    """One unit's LIF step at storage index ``j``; its index goes to ``spk[t, m]`` and the new
+    count (``m`` + 1 on a spike) is returned. Branch-free: the slot is written every time and
+    kept only for a spike, so the update costs the same whichever units spike (a branch on
+    the spike mispredicts at the rate of the data's irregularity)."""
+    v = leak * state[j] + cur[j]
+    s = v > thr
+    spk[t, m] = j
+    r = v - thr if soft else v_reset
+    state[j] = r if s else v
+    return m + s
+
+
+@njit(cache=True)
+def _layer_share(T, ev_idx, ev_val, ev_n, binary, in_perm, w, wscale, bias, bscale, has_bias,
+                 cur, state, s0, sl, readout, leak, thr, soft, v_reset, spk,
+                 spk_n):  # pragma: no cover - compiled
+    """All time steps of one dense layer for one core's open segments (storage positions
     ``s0[k] .. s0[k] + sl[k]``); spiking storage positions of step t go to ``spk[t]``."""
     for k in range(s0.shape[0]):
         for j in range(s0[k], s0[k] + sl[k]):
@@ -104,53 +127,201 @@ def _layer_share(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cu
     for t in range(T):
         for k in range(s0.shape[0]):  # current = bias (or 0)
             for j in range(s0[k], s0[k] + sl[k]):
-                cur[j] = bias[j] if has_bias else np.float32(0.0)
+                cur[j] = widen(bias[j], bscale) if has_bias else np.float32(0.0)
         for e in range(ev_n[t]):
             a = np.float32(1.0) if binary else ev_val[t, e]
             row = in_perm[ev_idx[t, e]]
             for k in range(s0.shape[0]):
-                accum(cur, w, row, s0[k], sl[k], a)
+                accum(cur, 0, w, row, s0[k], sl[k], a, wscale)
         m = 0
         for k in range(s0.shape[0]):
             for j in range(s0[k], s0[k] + sl[k]):
                 if readout:
                     state[j] += cur[j]
                 else:
-                    # branch-free: the slot is written every time and kept only for a
-                    # spike, so the update costs the same whichever units spike (a branch
-                    # on the spike mispredicts at the rate of the data's irregularity)
-                    v = leak * state[j] + cur[j]
-                    s = v > thr
-                    spk[t, m] = j
-                    m += s
-                    r = v - thr if soft else v_reset
-                    state[j] = r if s else v
+                    m = _lif_update(state, cur, j, t, m, leak, thr, soft, v_reset, spk)
         spk_n[t] = m
 
 
 @njit(cache=True, parallel=True)
-def layer_cores(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cur, state,
-                seg_s0, seg_sl, seg_ptr, readout, leak, thr, soft, v_reset, spk,
+def layer_cores(T, ev_idx, ev_val, ev_n, binary, in_perm, w, wscale, bias, bscale, has_bias,
+                cur, state, seg_s0, seg_sl, seg_ptr, readout, leak, thr, soft, v_reset, spk,
                 spk_n):  # pragma: no cover - compiled
-    """One layer, all time steps, its open units split over cores (``seg_ptr[c]`` ..
+    """One dense layer, all time steps, its open units split over cores (``seg_ptr[c]`` ..
     ``seg_ptr[c + 1]`` are core c's segments), one thread per core; the cores are
     independent within a layer (each owns its units), so the only barrier is the layer's
     end. ``spk``/``spk_n`` (cores, T, ...) get each core's spiking storage positions."""
     n_cores = seg_ptr.shape[0] - 1
     for c in prange(n_cores):
         a, b = seg_ptr[c], seg_ptr[c + 1]
-        _layer_share(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cur, state,
-                     seg_s0[a:b], seg_sl[a:b], readout, leak, thr, soft, v_reset, spk[c],
-                     spk_n[c])
+        _layer_share(T, ev_idx, ev_val, ev_n, binary, in_perm, w, wscale, bias, bscale,
+                     has_bias, cur, state, seg_s0[a:b], seg_sl[a:b], readout, leak, thr, soft,
+                     v_reset, spk[c], spk_n[c])
 
 
 @njit(cache=True)
-def layer_one_core(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cur, state,
-                   seg_s0, seg_sl, readout, leak, thr, soft, v_reset, spk,
-                   spk_n):  # pragma: no cover - compiled
+def layer_one_core(T, ev_idx, ev_val, ev_n, binary, in_perm, w, wscale, bias, bscale,
+                   has_bias, cur, state, seg_s0, seg_sl, readout, leak, thr, soft, v_reset,
+                   spk, spk_n):  # pragma: no cover - compiled
     """:func:`layer_cores` for one core, without a parallel region."""
-    _layer_share(T, ev_idx, ev_val, ev_n, binary, in_perm, w, bias, has_bias, cur, state,
-                 seg_s0, seg_sl, readout, leak, thr, soft, v_reset, spk[0], spk_n[0])
+    _layer_share(T, ev_idx, ev_val, ev_n, binary, in_perm, w, wscale, bias, bscale, has_bias,
+                 cur, state, seg_s0, seg_sl, readout, leak, thr, soft, v_reset, spk[0],
+                 spk_n[0])
+
+
+@njit(cache=True)
+def _conv_share(T, ev_idx, ev_val, ev_n, binary, in_perm, geom, w, wscale, bias, bscale,
+                has_bias, cur, state, s0, sl, leak, thr, soft, v_reset, spk,
+                spk_n):  # pragma: no cover - compiled
+    """All time steps of one event-driven convolution + LIF for one core's open channel
+    segments. ``geom`` = (H, W, K, stride, padding, Ho, Wo, n_out) of the layer; weights are
+    stored ``(c_in storage, ky, kx, n_out)`` (one row of n_out output channels per input channel and
+    tap), current and state ``(Ho, Wo, n_out)``. Per step: current = bias at every position;
+    each input event (c, y, x), in ascending flat index, visits its valid taps (ky, kx) in
+    order and adds row ``(c, ky, kx)``'s open segments to the current at the output position
+    it reaches; then the LIF update of every position's open units (position-major). Spiking
+    storage indices (position x n_out + channel) go to ``spk[t]``."""
+    H, W, K, stride, pad, Ho, Wo, n_out = geom
+    HW = H * W
+    for p in range(Ho * Wo):
+        for k in range(s0.shape[0]):
+            for j in range(s0[k], s0[k] + sl[k]):
+                state[p * n_out + j] = 0.0
+    for t in range(T):
+        for p in range(Ho * Wo):
+            for k in range(s0.shape[0]):
+                for j in range(s0[k], s0[k] + sl[k]):
+                    cur[p * n_out + j] = widen(bias[j], bscale) if has_bias else \
+                        np.float32(0.0)
+        for e in range(ev_n[t]):
+            a = np.float32(1.0) if binary else ev_val[t, e]
+            idx = ev_idx[t, e]
+            c = idx // HW
+            r = idx - c * HW
+            y = r // W
+            x = r - y * W
+            base = in_perm[c] * K * K
+            for ky in range(K):
+                ny = y + pad - ky
+                if ny < 0 or ny % stride != 0 or ny // stride >= Ho:
+                    continue
+                for kx in range(K):
+                    nx = x + pad - kx
+                    if nx < 0 or nx % stride != 0 or nx // stride >= Wo:
+                        continue
+                    coff = ((ny // stride) * Wo + nx // stride) * n_out
+                    row = base + ky * K + kx
+                    for k in range(s0.shape[0]):
+                        accum(cur, coff, w, row, s0[k], sl[k], a, wscale)
+        m = 0
+        for p in range(Ho * Wo):
+            for k in range(s0.shape[0]):
+                for j in range(p * n_out + s0[k], p * n_out + s0[k] + sl[k]):
+                    m = _lif_update(state, cur, j, t, m, leak, thr, soft, v_reset, spk)
+        spk_n[t] = m
+
+
+@njit(cache=True, parallel=True)
+def conv_cores(T, ev_idx, ev_val, ev_n, binary, in_perm, geom, w, wscale, bias, bscale,
+               has_bias, cur, state, seg_s0, seg_sl, seg_ptr, leak, thr, soft, v_reset, spk,
+               spk_n):  # pragma: no cover - compiled
+    """One convolution, all time steps, its open channels split over cores (as
+    :func:`layer_cores`)."""
+    n_cores = seg_ptr.shape[0] - 1
+    for c in prange(n_cores):
+        a, b = seg_ptr[c], seg_ptr[c + 1]
+        _conv_share(T, ev_idx, ev_val, ev_n, binary, in_perm, geom, w, wscale, bias, bscale,
+                    has_bias, cur, state, seg_s0[a:b], seg_sl[a:b], leak, thr, soft, v_reset,
+                    spk[c], spk_n[c])
+
+
+@njit(cache=True)
+def conv_one_core(T, ev_idx, ev_val, ev_n, binary, in_perm, geom, w, wscale, bias, bscale,
+                  has_bias, cur, state, seg_s0, seg_sl, leak, thr, soft, v_reset, spk,
+                  spk_n):  # pragma: no cover - compiled
+    """:func:`conv_cores` for one core, without a parallel region."""
+    _conv_share(T, ev_idx, ev_val, ev_n, binary, in_perm, geom, w, wscale, bias, bscale,
+                has_bias, cur, state, seg_s0, seg_sl, leak, thr, soft, v_reset, spk[0],
+                spk_n[0])
+
+
+@njit(cache=True)
+def merge_conv_events(spk, spk_n, inv_perm, n_out, n_pos, out_idx,
+                      first):  # pragma: no cover - compiled
+    """The cores' spiking storage indices of a convolution (position x ``n_out`` + storage
+    channel) -> each step's event list of unit indices (channel x ``n_pos`` + position) in
+    ascending order: a counting sort by channel (``first``: ``n_out`` + 1 scratch slots).
+    Within a channel its spikes arrive in ascending position (one core owns a channel and
+    walks the positions in order), so the sort is stable and exact. Returns counts (T,)."""
+    n_cores, T = spk_n.shape
+    counts = np.zeros(T, np.int64)
+    for t in range(T):
+        for c in range(n_out + 1):
+            first[c] = 0
+        m = 0
+        for core in range(n_cores):
+            for e in range(spk_n[core, t]):
+                first[inv_perm[spk[core, t, e] % n_out] + 1] += 1
+                m += 1
+        for c in range(n_out):
+            first[c + 1] += first[c]
+        for core in range(n_cores):
+            for e in range(spk_n[core, t]):
+                s = spk[core, t, e]
+                ch = inv_perm[s % n_out]
+                out_idx[t, first[ch]] = ch * n_pos + s // n_out
+                first[ch] += 1
+        counts[t] = m
+    return counts
+
+
+@njit(cache=True)
+def pool_layer(ev_idx, ev_n, geom, pooled, out_idx, out_val):  # pragma: no cover - compiled
+    """Average pooling (stride = kernel) of each step's input spikes: ``geom`` = (H, W, k,
+    Hp, Wp); ``pooled`` (C x Hp x Wp, channel-major) counts the spikes of each window (every
+    input event adds 1 to its window's entry), then a branch-free scan (as the encoder's)
+    writes the non-zero windows as graded events (index c x Hp x Wp + window, value count /
+    k^2, in ascending index) to ``out_idx``/``out_val``. Returns counts (T,)."""
+    H, W, k, Hp, Wp = geom
+    HW = H * W
+    T = ev_n.shape[0]
+    n = pooled.shape[0]
+    div = np.float32(k * k)
+    counts = np.zeros(T, np.int64)
+    for t in range(T):
+        for i in range(n):
+            pooled[i] = 0.0
+        for e in range(ev_n[t]):
+            idx = ev_idx[t, e]
+            c = idx // HW
+            r = idx - c * HW
+            yp = (r // W) // k
+            xp = (r - (r // W) * W) // k
+            if yp < Hp and xp < Wp:
+                pooled[(c * Hp + yp) * Wp + xp] += np.float32(1.0)
+        m = 0
+        for i in range(n):
+            v = pooled[i] / div
+            out_idx[t, m] = i
+            out_val[t, m] = v
+            m += v != 0.0
+        counts[t] = m
+    return counts
+
+
+@njit(cache=True)
+def rate_features(ev_idx, ev_val, ev_n, binary, feat):  # pragma: no cover - compiled
+    """A gate's features after layer 0: each unit's mean event value over the steps (its
+    spike rate), summed in step order and divided by the step count, as the reference's
+    ``mean`` over time."""
+    T = ev_n.shape[0]
+    for i in range(feat.shape[0]):
+        feat[i] = 0.0
+    for t in range(T):
+        for e in range(ev_n[t]):
+            feat[ev_idx[t, e]] += np.float32(1.0) if binary else ev_val[t, e]
+    for i in range(feat.shape[0]):
+        feat[i] = feat[i] / np.float32(T)
 
 
 @njit(cache=True)
@@ -199,11 +370,12 @@ def select_top(scores, class_to_groups, top_k):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def gate_mlp(feat, w1, b1, w2, b2, mlp, sigmoid):  # pragma: no cover - compiled
+def gate_mlp(feat, w1, b1, w2, b2, mlp, sigmoid, scales):  # pragma: no cover - compiled
     """Scores of a small non-spiking MLP (a gate, or an ensemble's aggregator):
     ``act(feat @ w1 + b1) @ w2 + b2`` with act relu, or the logistic function with
     ``sigmoid`` (just ``feat @ w1 + b1`` without ``mlp``), accumulated over the non-zero
-    features in ascending order."""
+    features in ascending order. ``scales``: the int8 scales of w1, b1, w2, b2 (ignored for
+    other dtypes)."""
     hidden = b1.shape[0]
     h = np.empty(hidden, np.float32)
     for j in range(hidden):
@@ -216,9 +388,9 @@ def gate_mlp(feat, w1, b1, w2, b2, mlp, sigmoid):  # pragma: no cover - compiled
         nz[m] = i
         m += feat[i] != 0.0
     for k in range(m):
-        accum(h, w1, nz[k], 0, hidden, feat[nz[k]])
+        accum(h, 0, w1, nz[k], 0, hidden, feat[nz[k]], scales[0])
     one = np.ones(1, np.float32)
-    accum(h, b1.reshape(1, hidden), 0, 0, hidden, one[0])
+    accum(h, 0, b1.reshape(1, hidden), 0, 0, hidden, one[0], scales[1])
     if not mlp:
         return h
     n_out = b2.shape[0]
@@ -231,6 +403,6 @@ def gate_mlp(feat, w1, b1, w2, b2, mlp, sigmoid):  # pragma: no cover - compiled
         else:
             a = h[i] if h[i] > 0.0 else np.float32(0.0)
         if a != 0.0:
-            accum(out, w2, i, 0, n_out, a)
-    accum(out, b2.reshape(1, n_out), 0, 0, n_out, one[0])
+            accum(out, 0, w2, i, 0, n_out, a, scales[2])
+    accum(out, 0, b2.reshape(1, n_out), 0, 0, n_out, one[0], scales[3])
     return out

@@ -5,8 +5,10 @@ layout of simsnn/layout.py (one arena, every array at its layout offset, weights
 order and dtype), the units each core handles (``unit_shares``) and the loop order (per layer
 all time steps; per step the bias, then each input event in ascending unit order against every
 open segment, then the neuron updates of the open units, then the step's spikes appended to
-the layer's event list). See docs/measure.md for what is timed and how it differs from what
-is priced.
+the layer's event list). Dense, convolution and average-pool layers, fp32, fp16 and int8
+weights, gates at any position (linear or MLP) and task-specialized ensembles run; what does
+not is named by :func:`unsupported`. See docs/measure.md for what is timed and how it differs
+from what is priced.
 """
 from __future__ import annotations
 
@@ -21,32 +23,78 @@ from simsnn.host import kernels as mk
 from simsnn.inference import _check_input, encode
 from simsnn.layout import LayerLayout, aligned_arena, build_layout
 from simsnn.lowering import segments, unit_shares
-from simsnn.network import AnyNetwork, Dense, Ensemble, Flatten, Network
+from simsnn.network import AnyNetwork, AvgPool2d, Conv2d, Dense, Ensemble, Flatten, Network
+from simsnn.quantize import int8_codes, int8_scale
 
 _F32 = np.float32
+_STORAGE = {"fp32": np.float32, "fp16": np.uint16, "int8": np.int8}
 
 
 class MeasureError(SimsnnError):
     """A network or setting the measured program does not support."""
 
 
-def _storage_bits(w: np.ndarray, dtype: str) -> np.ndarray:
+def storage(arr: np.ndarray, dtype: str) -> tuple[np.ndarray, np.float32]:
+    """``arr`` (float32 values) as ``dtype`` storage: (the stored array, the int8 scale, 1.0
+    for other dtypes). fp16 is held as its 16-bit patterns (numba has no float16 on the CPU)."""
     if dtype == "fp16":
-        return np.asarray(w, np.float16).view(np.uint16)
-    return np.asarray(w, np.float32)
+        return np.asarray(arr, np.float16).view(np.uint16), _F32(1.0)
+    if dtype == "int8":
+        s = int8_scale(arr)
+        return int8_codes(arr, s), s
+    return np.asarray(arr, np.float32), _F32(1.0)
+
+
+def unsupported(net: AnyNetwork, layout: LayoutConfig | None = None) -> list[str]:
+    """Why the measured program cannot run ``net`` with ``layout`` (empty: it can): each
+    reason names the layer or setting."""
+    cfg = layout or LayoutConfig()
+    why = []
+    if cfg.order != "row":
+        why.append(f"layout order {cfg.order!r}: the program reads row-major weights only")
+    if cfg.schedule != "layer_major":
+        why.append(f"layout schedule {cfg.schedule!r}: the program runs layer_major only")
+    members = net.members if isinstance(net, Ensemble) else [net]
+    for m in members:
+        gate = getattr(m, "gate", None)
+        if gate is not None and gate.kind == "oracle":
+            why.append(f"{m.name}: an oracle gate (it reads the labels) has no program")
+        graded = net.coding != "rate"
+        for layer in m.layers:
+            if isinstance(layer, AvgPool2d) and graded:
+                why.append(f"{m.name}.{layer.name}: average pooling of graded (non-spike) "
+                           f"inputs")
+            if isinstance(layer, (Dense, Conv2d)):
+                graded = layer.neuron is None
+            elif isinstance(layer, AvgPool2d):
+                graded = True
+    return why
 
 
 @dataclass
-class _Layer:
+class _Syn:
+    """A dense, readout or convolution layer: arena views and kernel arguments."""
+
     ll: LayerLayout
-    readout: bool
-    w: np.ndarray  # (n_in, n_out) storage order, uint16 (fp16 bits) or float32, arena view
-    bias: np.ndarray  # float32 (n_out,) in storage order (empty without bias)
-    cur: np.ndarray  # float32 arena view
-    state: np.ndarray  # float32 arena view
+    kind: str  # dense | readout | conv
+    w: np.ndarray  # (rows, n_out) in storage order and dtype
+    wscale: np.float32
+    bias: np.ndarray  # (n_out,) storage dtype (empty without bias)
+    bscale: np.float32
+    cur: np.ndarray
+    state: np.ndarray
     in_perm: np.ndarray
-    inv_perm: np.ndarray  # storage position -> unit
+    inv_perm: np.ndarray  # storage position -> unit (channel)
     neuron: tuple
+    geom: tuple = ()  # conv: (H, W, K, stride, padding, Ho, Wo, O)
+    n_pos: int = 1  # output positions per unit (conv: Ho x Wo)
+
+
+@dataclass
+class _Pool:
+    ll: LayerLayout
+    geom: tuple  # (H, W, k, Hp, Wp)
+    pooled: np.ndarray  # float32 (C x Hp x Wp), arena view
 
 
 def _lap(timer: dict | None, key: str, t0: float) -> float:
@@ -65,106 +113,130 @@ class MeasuredProgram:
                  input_binary: bool | None = None):
         if cores < 1:
             raise MeasureError("cores must be at least 1")
+        why = unsupported(net, layout)
+        if why:
+            raise MeasureError(f"the measured program cannot run {net.name}: {why[0]}")
         self.net, self.cores = net, cores
         self.input_binary = net.coding == "rate" if input_binary is None else input_binary
         self.lay = build_layout(net, layout, self.input_binary)
-        cfg = self.lay.config
-        if cfg.order != "row":
-            raise MeasureError("measure runs row-major weights only (layout order: row)")
-        if cfg.schedule != "layer_major":
-            raise MeasureError("measure runs the layer_major schedule only")
-        self.dtype = {4: "fp32", 2: "fp16"}.get(self.lay.weight_bytes)
-        if self.dtype is None:
-            raise MeasureError("measure runs fp32 and fp16 weights (int8 needs a quantized "
-                               "kernel, not written yet)")
+        self.dtype = {4: "fp32", 2: "fp16", 1: "int8"}[self.lay.weight_bytes]
         # one arena, page-aligned, every array at its layout offset
         self.arena = aligned_arena(self.lay.total_bytes, 4096)
-        self.members: list[tuple[Network, list[_Layer]]] = []
+        self.members: list[tuple[Network, list]] = []
         for _, member, layers in self.lay.members:
-            progs = []
+            stages: list = []
             for ll in layers:
                 if isinstance(ll.layer, Flatten):
-                    continue
-                if not isinstance(ll.layer, Dense):
-                    raise MeasureError(f"{ll.key}: measure runs dense layers only "
-                                       f"({type(ll.layer).__name__} not written yet)")
-                progs.append(self._dense(ll))
-            self.members.append((member, progs))
+                    stages.append(None)
+                elif isinstance(ll.layer, AvgPool2d):
+                    stages.append(self._pool(ll))
+                else:
+                    stages.append(self._syn(ll))
+            self.members.append((member, stages))
         self.gate = None
         if isinstance(net, Network) and net.gate is not None:
-            if net.gate.position != 0 or net.gate.kind == "oracle":
-                raise MeasureError("measure runs gates on the input (position 0, linear or "
-                                   "mlp)")
-            self.gate = self._gate(net)
+            g = net.gate
+            self.gate = g, self._mlp("gate.weights", g.params,
+                                     ("w1", "b1") if g.kind == "linear" else
+                                     ("w1", "b1", "w2", "b2"))
         self.agg = None
         if isinstance(net, Ensemble):
             self.agg = self._mlp("aggregator", net.aggregator.params, ("w1", "b1", "w2", "b2"))
         self.n_in = int(np.prod(net.input_shape))
-        self.max_units = max((p.w.shape[1] for _, ps in self.members for p in ps), default=1)
+        sizes = [self.n_in]
+        for _, stages in self.members:
+            for st in stages:
+                if isinstance(st, _Syn):
+                    sizes.append(st.w.shape[1] * st.n_pos)
+                elif isinstance(st, _Pool):
+                    sizes.append(st.pooled.shape[0])
+        self.max_units = max(sizes)
         self._seg_cache: dict = {}
 
     def _view(self, region: str, dtype, shape) -> np.ndarray:
-        base, nbytes = self.lay.regions[region]
+        base, _ = self.lay.regions[region]
         n = int(np.prod(shape)) * np.dtype(dtype).itemsize
         return self.arena[base:base + n].view(dtype).reshape(shape)
 
-    def _dense(self, ll: LayerLayout) -> _Layer:
+    def _syn(self, ll: LayerLayout) -> _Syn:
         layer = ll.layer
-        n_in, n_out = layer.in_features, layer.out_features
-        wdt = np.uint16 if self.dtype == "fp16" else np.float32
-        w = self._view(f"{ll.key}.weights", wdt, (n_in, n_out))
-        w[ll.in_perm[:, None], ll.perm[None, :]] = _storage_bits(layer.weight, self.dtype)
-        bias = np.zeros(0, np.float32)
-        if layer.has_bias:  # stored in the layout's dtype; the kernel reads it as float32
-            b = self._view(f"{ll.key}.bias", wdt, (n_out,))
-            b[ll.perm] = _storage_bits(layer.bias, self.dtype)
-            bias = np.empty(n_out, np.float32)
-            bias[ll.perm] = np.asarray(layer.bias, np.float32)
+        wdt = _STORAGE[self.dtype]
+        if isinstance(layer, Conv2d):
+            c_in, h, w_in = layer.in_shape
+            o, ho, wo = layer.out_shape
+            k = layer.kernel
+            rows, n_out = c_in * k * k, o
+            # (O, C, K, K) -> rows (c storage, ky, kx) of O channels in storage order
+            wt = np.zeros((c_in, k, k, o), np.float32)
+            wt[ll.in_perm] = np.transpose(layer.weight, (1, 2, 3, 0))[:, :, :, np.argsort(
+                ll.perm)]
+            bits, wscale = storage(wt.reshape(rows, o), self.dtype)
+            w = self._view(f"{ll.key}.weights", wdt, (rows, n_out))
+            w[...] = bits
+            geom = (h, w_in, k, layer.stride, layer.padding, ho, wo, o)
+            n_pos = ho * wo
+        else:
+            rows, n_out = layer.in_features, layer.out_features
+            bits, wscale = storage(layer.weight, self.dtype)
+            w = self._view(f"{ll.key}.weights", wdt, (rows, n_out))
+            w[ll.in_perm[:, None], ll.perm[None, :]] = bits
+            geom, n_pos = (), 1
+        bias, bscale = np.zeros(0, wdt), _F32(1.0)
+        if layer.has_bias:
+            bbits, bscale = storage(layer.bias, self.dtype)
+            bias = self._view(f"{ll.key}.bias", wdt, (n_out,))
+            bias[ll.perm] = bbits
         inv = np.empty_like(ll.perm)
         inv[ll.perm] = np.arange(ll.perm.shape[0])
         p = layer.neuron
         neuron = (_F32(0), _F32(0), False, _F32(0)) if p is None else \
             (_F32(p.leak), _F32(p.threshold), bool(p.soft_reset), _F32(p.v_reset))
-        return _Layer(ll, p is None, w, bias, self._view(f"{ll.key}.current", np.float32,
-                                                          (n_out,)),
-                      self._view(f"{ll.key}.state", np.float32, (n_out,)),
-                      np.ascontiguousarray(ll.in_perm, np.int64), inv.astype(np.int64),
-                      neuron)
+        kind = "conv" if isinstance(layer, Conv2d) else ("readout" if p is None else "dense")
+        return _Syn(ll, kind, w, _F32(wscale), bias, _F32(bscale),
+                    self._view(f"{ll.key}.current", np.float32, (n_out * n_pos,)),
+                    self._view(f"{ll.key}.state", np.float32, (n_out * n_pos,)),
+                    np.ascontiguousarray(ll.in_perm, np.int64), inv.astype(np.int64), neuron,
+                    tuple(int(v) for v in geom), n_pos)
+
+    def _pool(self, ll: LayerLayout) -> _Pool:
+        layer = ll.layer
+        c, h, w = layer.in_shape
+        _, hp, wp = layer.out_shape
+        return _Pool(ll, (h, w, layer.kernel, hp, wp),
+                     self._view(f"{ll.key}.pooled", np.float32, (c * hp * wp,)))
 
     def _mlp(self, region: str, params: dict, names: tuple[str, ...]) -> dict:
         """Views of a small MLP's parameters (gate, aggregator) written at ``region``, in
-        the weight dtype."""
-        wdt = np.uint16 if self.dtype == "fp16" else np.float32
+        the weight dtype, and their int8 scales (``scales``: w1, b1, w2, b2)."""
+        wdt = _STORAGE[self.dtype]
         views, pos = {}, self.lay.regions[region][0]
-        for k in names:
+        scales = np.ones(4, np.float32)
+        for i, k in enumerate(names):
             arr = np.asarray(params[k])
             n = arr.size * np.dtype(wdt).itemsize
             v = self.arena[pos:pos + n].view(wdt).reshape(arr.shape if arr.ndim == 2 else
                                                           (arr.shape[0],))
-            v[...] = _storage_bits(arr, self.dtype)
+            v[...], scales[i] = storage(arr, self.dtype)
             views[k] = v
             pos += n
         if "w2" not in views:
             views["w2"], views["b2"] = views["w1"][:0], views["b1"][:0]
+        views["scales"] = scales
         return views
 
-    def _gate(self, net: Network):
-        g = net.gate
-        names = ("w1", "b1") if g.kind == "linear" else ("w1", "b1", "w2", "b2")
-        return g, self._mlp("gate.weights", g.params, names)
-
     # -- segments of open units per core (cached per gate decision) ------------------------
-    def _segments(self, lp: _Layer, groups: np.ndarray | None):
+    def _segments(self, lp: _Syn, groups: np.ndarray | None):
         layer = lp.ll.layer
         key = (lp.ll.key, None if groups is None or layer.groups is None else groups.tobytes())
         hit = self._seg_cache.get(key)
         if hit is not None:
             return hit
+        n_units = lp.w.shape[1]
         if layer.groups is not None and groups is not None:
             shared = layer.groups < 0
             active = shared | groups[np.where(shared, 0, layer.groups)]
         else:
-            active = np.ones(layer.out_features, bool)
+            active = np.ones(n_units, bool)
         s0s, sls, ptr = [], [], [0]
         for pos in unit_shares(lp.ll.perm, active, self.cores, self.lay.config.partition):
             s0, sl = segments(pos)
@@ -177,74 +249,115 @@ class MeasuredProgram:
         return out
 
     # -- one inference ---------------------------------------------------------------------
+    def _decide(self, feat: np.ndarray) -> np.ndarray:
+        g, v = self.gate
+        scores = mk.gate_mlp(feat, v["w1"], v["b1"], v["w2"], v["b2"], g.kind == "mlp", False,
+                             v["scales"])
+        return select_groups(scores, g.class_to_groups, g.top_k)
+
+    def _run_syn(self, lp: _Syn, T: int, ev: tuple, groups, buf: dict) -> None:
+        s0, sl, ptr = self._segments(lp, groups)
+        leak, thr, soft, vr = lp.neuron
+        ev_idx, ev_val, ev_n, binary = ev
+        args = (T, ev_idx, ev_val, ev_n, binary, lp.in_perm)
+        tail = (lp.w, lp.wscale, lp.bias, lp.bscale, lp.bias.shape[0] > 0, lp.cur, lp.state)
+        if lp.kind == "conv":
+            args += (lp.geom,)
+            if self.cores == 1:
+                mk.conv_one_core(*args, *tail, s0, sl, leak, thr, soft, vr, buf["spk"],
+                                 buf["spk_n"])
+            else:
+                mk.conv_cores(*args, *tail, s0, sl, ptr, leak, thr, soft, vr, buf["spk"],
+                              buf["spk_n"])
+        elif self.cores == 1:
+            mk.layer_one_core(*args, *tail, s0, sl, lp.kind == "readout", leak, thr, soft, vr,
+                              buf["spk"], buf["spk_n"])
+        else:
+            mk.layer_cores(*args, *tail, s0, sl, ptr, lp.kind == "readout", leak, thr, soft,
+                           vr, buf["spk"], buf["spk_n"])
+
     def infer(self, x_t: np.ndarray, static_x: np.ndarray, buf: dict,
               timer: dict | None = None) -> np.ndarray:
         """Run one sample: ``x_t`` (T, n_in) float32 input values, ``static_x`` (n_in,)
-        the gate's features. Returns the class scores. ``timer`` accumulates seconds per
-        layer (instrumented mode: a clock read around each layer)."""
+        the features of a gate at position 0. Returns the class scores. ``timer``
+        accumulates seconds per layer (instrumented mode: a clock read around each layer)."""
         T = x_t.shape[0]
         t0 = time.perf_counter() if timer is not None else 0.0
         in_n = mk.encode_input(x_t, buf["in_idx"], buf["in_val"])
         t0 = _lap(timer, "input", t0)
+        gate = self.gate[0] if self.gate is not None else None
         groups = None
-        if self.gate is not None:
-            g, v = self.gate
-            scores = mk.gate_mlp(static_x, v["w1"], v["b1"], v["w2"], v["b2"], g.kind == "mlp",
-                                 False)
-            groups = select_groups(scores, g.class_to_groups, g.top_k)
+        if gate is not None and gate.position == 0:
+            groups = self._decide(static_x)
             t0 = _lap(timer, "gate", t0)
         outs = []
-        for _, progs in self.members:
-            ev_idx, ev_val, ev_n = buf["in_idx"], buf["in_val"], in_n
+        for _, stages in self.members:
+            ev = (buf["in_idx"], buf["in_val"], in_n, self.input_binary)
             score = None
-            for li, lp in enumerate(progs):
-                s0, sl, ptr = self._segments(lp, groups)
-                leak, thr, soft, vr = lp.neuron
-                binary = lp.ll.binary_inputs
-                args = (T, ev_idx, ev_val, ev_n, binary, lp.in_perm, lp.w, lp.bias,
-                        lp.bias.shape[0] > 0, lp.cur, lp.state)
-                if self.cores == 1:
-                    mk.layer_one_core(*args, s0, sl, lp.readout, leak, thr, soft, vr,
-                                      buf["spk"], buf["spk_n"])
+            slot = 0  # the event buffers alternate between the layers that write one
+            for li, st in enumerate(stages):
+                if gate is not None and li == gate.position and li > 0:
+                    feat = buf["feat"][:gate.num_features]
+                    mk.rate_features(ev[0], ev[1], ev[2], ev[3], feat)
+                    groups = self._decide(feat)
+                    t0 = _lap(timer, "gate", t0)
+                if st is None:  # flatten: event indices are already flat (c, y, x)
+                    continue
+                out_idx, out_val = buf["ev"][slot], buf["val"][slot]
+                slot = 1 - slot
+                if isinstance(st, _Pool):
+                    n = mk.pool_layer(ev[0], ev[2], st.geom, st.pooled, out_idx, out_val)
+                    ev = (out_idx, out_val, n, False)
+                    t0 = _lap(timer, st.ll.key, t0)
+                    continue
+                self._run_syn(st, T, ev, groups, buf)
+                if st.kind == "readout":
+                    score = st.state[st.ll.perm] / _F32(T)
                 else:
-                    mk.layer_cores(*args, s0, sl, ptr, lp.readout, leak, thr, soft, vr,
-                                   buf["spk"], buf["spk_n"])
-                if lp.readout:
-                    score = lp.state[lp.ll.perm] / _F32(T)
-                else:
-                    out_idx = buf["ev"][li % 2]
-                    ev_n = mk.merge_events(buf["spk"], buf["spk_n"], lp.inv_perm, out_idx)
-                    ev_idx, ev_val = out_idx, buf["in_val"]
+                    if st.kind == "conv":
+                        n = mk.merge_conv_events(buf["spk"], buf["spk_n"], st.inv_perm,
+                                                 st.w.shape[1], st.n_pos, out_idx,
+                                                 buf["first"])
+                    else:
+                        n = mk.merge_events(buf["spk"], buf["spk_n"], st.inv_perm, out_idx)
+                    ev = (out_idx, buf["in_val"], n, True)
                     if "record" in buf:  # spikes as a (T, units) bool array, unit order
-                        sp = np.zeros((T, lp.w.shape[1]), bool)
+                        sp = np.zeros((T, st.w.shape[1] * st.n_pos), bool)
                         for t in range(T):
-                            sp[t, out_idx[t, :ev_n[t]]] = True
-                        buf["record"].setdefault(lp.ll.key, []).append(sp)
-                t0 = _lap(timer, lp.ll.key, t0)
+                            sp[t, out_idx[t, :n[t]]] = True
+                        buf["record"].setdefault(st.ll.key, []).append(sp)
+                t0 = _lap(timer, st.ll.key, t0)
+            if score is None:  # a spiking last layer: each unit's spike rate
+                score = np.zeros(stages[-1].w.shape[1] * stages[-1].n_pos, np.float32)
+                mk.rate_features(ev[0], ev[1], ev[2], ev[3], score)
             outs.append(score)
         if self.agg is not None:
             v = self.agg
             out = mk.gate_mlp(np.concatenate(outs), v["w1"], v["b1"], v["w2"], v["b2"], True,
-                              self.net.aggregator.activation == "sigmoid")
+                              self.net.aggregator.activation == "sigmoid", v["scales"])
             _lap(timer, "aggregator", t0)
             return out
         return outs[0]
 
     def buffers(self, T: int) -> dict:
-        """Scratch arrays of the driver: per-step event lists (the simulator prices one event
-        buffer per layer; layer-major needs one per step), spike lists per core."""
-        n = max(self.n_in, self.max_units)
+        """Scratch arrays of the driver: per-step event lists (index, value; the simulator
+        prices one event buffer per layer, layer-major needs one per step), spike lists per
+        core, the conv merge's and the gate's scratch."""
+        n = self.max_units
         return {"in_idx": np.zeros((T, self.n_in), np.int32),
                 "in_val": np.zeros((T, n), np.float32),
-                "ev": [np.zeros((T, self.max_units), np.int32) for _ in range(2)],
-                "spk": np.zeros((self.cores, T, self.max_units), np.int64),
-                "spk_n": np.zeros((self.cores, T), np.int64)}
+                "ev": [np.zeros((T, n), np.int32) for _ in range(2)],
+                "val": [np.zeros((T, n), np.float32) for _ in range(2)],
+                "spk": np.zeros((self.cores, T, n), np.int64),
+                "spk_n": np.zeros((self.cores, T), np.int64),
+                "first": np.zeros(n + 1, np.int64),
+                "feat": np.zeros(n, np.float32)}
 
 
 def select_groups(scores: np.ndarray, class_to_groups: np.ndarray, top_k: int) -> np.ndarray:
     """The gate's decision: the groups (bool) of its ``top_k`` best-scored classes (compiled,
     ``kernels.select_top``: the numpy version, an argsort and a fancy index, took
-    ~5 us a call here, as much as a small layer)."""
+    ~5 us a call, as much as a small layer)."""
     return mk.select_top(scores, class_to_groups, int(top_k))
 
 
@@ -272,4 +385,3 @@ def run_measured(prog: MeasuredProgram, inputs: np.ndarray, seed: int = 0,
     if record is not None:
         record.update({k: np.stack(v) for k, v in buf["record"].items()})
     return np.stack(scores), secs
-

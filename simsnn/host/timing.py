@@ -10,6 +10,9 @@ import numpy as np
 
 from simsnn.host import kernels as mk
 
+#: the int8 scale argument of the kernels for other dtypes
+ONE = np.float32(1.0)
+
 STEPS = 9
 
 
@@ -43,7 +46,7 @@ def layer_args(n_rows: int, n_out: int, dtype: str, n_events: int, T: int = STEP
     ev_val = np.ones((T, n_ev), np.float32)
     ev_n = np.full(T, n_events, np.int64)
     return dict(T=T, ev_idx=ev_idx, ev_val=ev_val, ev_n=ev_n, in_perm=np.arange(n_rows,
-                dtype=np.int64), w=w, bias=np.zeros(0, np.float32),
+                dtype=np.int64), w=w, bias=np.zeros(0, w.dtype),
                 cur=cur, state=state,
                 s0=np.array([0], np.int64), sl=np.array([n_out], np.int64),
                 spk=np.zeros((1, T, n_out), np.int64), spk_n=np.zeros((1, T), np.int64))
@@ -92,7 +95,8 @@ def time_layer(a: dict, inner: int, repeat: int, key=None) -> tuple[float, float
     """:func:`best_of` one layer kernel call with the arguments ``a``."""
     def call():
         mk.layer_one_core(a["T"], a["ev_idx"], a["ev_val"], a["ev_n"], True, a["in_perm"],
-                          a["w"], a["bias"], False, a["cur"], a["state"], a["s0"], a["sl"],
+                          a["w"], ONE, a["bias"], ONE, False, a["cur"], a["state"], a["s0"],
+                          a["sl"],
                           False, np.float32(0.9), np.float32(1e9), False, np.float32(0.0),
                           a["spk"], a["spk_n"])
     return best_of(call, inner, repeat, key)
