@@ -27,16 +27,19 @@ class ThroughputCore(CoreModel):
     gate MACs ``cycles_per_gate_op / simd_width`` (the small non-spiking MLPs: also
     ``cycles_per_gate_row`` per visited row, ``cycles_per_gate_call`` per run,
     ``cycles_per_gate_select`` per top-k selection, ``cycles_per_gate_act[act]`` per hidden
-    unit); every input event ``cycles_per_event``; every
+    unit); every input event ``cycles_per_event`` (a convolution's ``cycles_per_conv_event``,
+    and ``cycles_per_conv_tap`` per valid tap of its kernel window); every run of open units a
+    layer's current initialisation or neuron update visits ``cycles_per_update_run``; every
     visit of a run of open units by an event (``segment``) ``cycles_per_segment`` (or the weight
     dtype's ``cycles_per_segment_dtype``), and each of its units past its last full block of B
     (``tail{B}`` counts W mod B per run) ``cycles_per_tail[B]`` (or the dtype's
     ``cycles_per_tail_dtype``) more, and each of its units ``cycles_per_unaligned[dtype]``
     more where the run's weight piece or current does not start on a vector boundary
     (``unaligned``); every output spike ``cycles_per_spike`` (the merge into
-    the next layer's sorted event list); and every task ``cycles_per_task``. Driver calls
-    (``call``) cost nothing here: warm, they are in ``cycles_per_task``; cold, see
-    ``hwmodels.simulate.cold_calls``.
+    the next layer's sorted event list; a convolution's ``cycles_per_conv_spike``); every
+    input spike of an average pooling ``cycles_per_pool_op``; and every task
+    ``cycles_per_task``. Driver calls (``call``) cost nothing here: warm, they are in
+    ``cycles_per_task``; cold, see ``hwmodels.simulate.cold_calls``.
     """
 
     type_name = "throughput"
@@ -49,6 +52,8 @@ class ThroughputCore(CoreModel):
                                                 s.cycles_per_synop) / s.simd_width
         if base == "input_op" and s.cycles_per_input is not None:
             return s.cycles_per_input
+        if base == "pool_op" and s.cycles_per_pool_op is not None:
+            return s.cycles_per_pool_op
         if base in ("readout_op", "input_op", "pool_op"):
             return s.cycles_per_synop / s.simd_width
         if base == "neuron_update":
@@ -65,10 +70,20 @@ class ThroughputCore(CoreModel):
             return s.cycles_per_gate_act.get(op_qualifier(kind, ""), 0.0)
         if base == "event":
             return s.cycles_per_event
+        if base == "conv_event":
+            return s.cycles_per_event if s.cycles_per_conv_event is None else \
+                s.cycles_per_conv_event
+        if base == "conv_tap":
+            return s.cycles_per_conv_tap
+        if base == "update_run":
+            return s.cycles_per_update_run
         if base == "call":  # warm: in cycles_per_task; cold: hwmodels.simulate.cold_calls
             return 0.0
         if base == "spike":
             return s.cycles_per_spike
+        if base == "conv_spike":
+            return s.cycles_per_spike if s.cycles_per_conv_spike is None else \
+                s.cycles_per_conv_spike
         if base == "segment":
             return s.cycles_per_segment_dtype.get(op_qualifier(kind, "fp32"),
                                                   s.cycles_per_segment)

@@ -126,6 +126,27 @@ class CoreSpec(Strict):
                           "per element of a run of open units whose weight piece or current "
                           "does not start on a 32-byte boundary (the accumulate loop's "
                           "vector loads and stores split); dtypes not listed cost nothing.")
+    cycles_per_conv_event: float | None = Field(None, ge=0.0, description="Fixed cycles per "
+                                                "input event of a convolution (decoding its "
+                                                "position, checking every tap of the kernel "
+                                                "window); unset: cycles_per_event.")
+    cycles_per_conv_tap: float = Field(0.0, ge=0.0, description="Fixed cycles per valid tap "
+                                       "of a convolution's input event (the output position "
+                                       "and weight row it reads), beyond the visits of its "
+                                       "runs (cycles_per_segment).")
+    cycles_per_conv_spike: float | None = Field(None, ge=0.0, description="Cycles per output "
+                                                "spike of a convolution for its merge into "
+                                                "the next layer's sorted event list (a "
+                                                "counting sort by channel); unset: "
+                                                "cycles_per_spike.")
+    cycles_per_pool_op: float | None = Field(None, ge=0.0, description="Cycles per input "
+                                             "spike of an average pooling (decode its "
+                                             "position, count it in its window); unset: "
+                                             "cycles_per_synop / simd_width.")
+    cycles_per_update_run: float = Field(0.0, ge=0.0, description="Fixed cycles per run of "
+                                         "open units that a layer's current initialisation "
+                                         "or neuron update visits (per step; a "
+                                         "convolution's at every output position).")
     cycles_per_task: float = Field(0.0, ge=0.0, description="Fixed cycles per task (one "
                                    "core's share of a phase): dispatch, loop setup.")
     parallel_efficiency: float = Field(1.0, gt=0.0, le=1.0, description="Share of its "

@@ -29,8 +29,8 @@ from simsnn.trace import SpikeTrace
 #: start on a ``VECTOR_ALIGN``-byte boundary (their vector loads and stores split)
 BASE_OPS = ("event", "synop", "mac", "neuron_update", "readout_op", "input_op", "pool_op",
             "gate_op", "segment", "gate_row", "gate_call", "gate_select", "gate_act.relu",
-            "gate_act.sigmoid", "call", "spike", "unaligned") + tuple(f"tail{b}" for b in
-                                                                     TAIL_BLOCKS)
+            "gate_act.sigmoid", "call", "spike", "unaligned", "conv_event", "conv_tap",
+            "update_run", "conv_spike") + tuple(f"tail{b}" for b in TAIL_BLOCKS)
 _DTYPED = ("synop", "mac", "segment", "unaligned") + tuple(f"tail{b}" for b in TAIL_BLOCKS)
 VECTOR_ALIGN = 32
 
@@ -230,20 +230,28 @@ class _Lowerer:
         return parts, ops
 
     def gate_phase(self, sample: int, net: Network, feature_region: str,
-                   nonzero: np.ndarray) -> None:
-        """The gate, once per inference: its features (``nonzero`` marks those not zero),
-        its small MLP over the non-zero ones, then the top-k selection."""
+                   nonzero: np.ndarray, n_events: int) -> None:
+        """The gate, once per inference: its features (``nonzero`` marks those not zero; a
+        gate after layer 0 first sums the ``n_events`` events of every step into them and
+        divides by the step count), its small MLP over the non-zero ones, then the top-k
+        selection."""
         g = net.gate
         ph = self.b.phase("gate", sample, -1, self._layer_id("gate"))
         fb, _ = self.lay.regions[feature_region]
         parts = [(np.array([fb]), np.array([4 * g.num_features]), False)]
         ops: dict[str, float] = {}
+        if g.position > 0:  # measure's kernels.rate_features: zero, add the events, divide
+            parts = [(np.array([fb]), np.array([4 * g.num_features]), True)] + parts
+            ops = {"pool_op": n_events, "input_op": g.num_features}
         if g.kind != "oracle":
             mlp = g.kind == "mlp"
-            more, ops = self._small_mlp("gate.weights", g.num_features,
-                                        np.nonzero(nonzero)[0], g.hidden if mlp else
-                                        g.num_classes, g.num_classes, "relu" if mlp else None)
+            more, mlp_ops = self._small_mlp("gate.weights", g.num_features,
+                                            np.nonzero(nonzero)[0], g.hidden if mlp else
+                                            g.num_classes, g.num_classes,
+                                            "relu" if mlp else None)
             parts += more
+            for k, v in mlp_ops.items():
+                ops[k] = ops.get(k, 0) + v
             ops["gate_select"] = 1
         ops["call"] = 1
         self.b.task(ph, 0, parts, ops)
@@ -280,16 +288,26 @@ class _Lowerer:
             if n_ev:
                 parts.append((np.array([ev_region[0]]), np.array([ev_bytes * n_ev]), False))
             if ll.kind == "conv":
-                parts += self._conv_parts(ll, events, s0, sl)
                 o, ho, wo = layer.out_shape
                 npos = ho * wo
-                syn = self._conv_taps(ll, events)[0].sum() * pos.shape[0]
-                upd = pos.shape[0] * npos
-                # neuron update: every output position x every segment (HWO layout)
+                # current = bias (or 0) at every position's open runs (HWO layout)
                 p = np.arange(npos)[:, None] * o
-                pa = (cur + 4 * (p + s0[None, :]), 4 * sl[None, :] + 0 * p, False)
-                parts += [(pa[0], pa[1], False), (state + 4 * (p + s0[None, :]), pa[1], False),
-                          (state + 4 * (p + s0[None, :]), pa[1], True)]
+                ca = cur + 4 * (p + s0[None, :])
+                cl = np.broadcast_to(4 * sl[None, :], ca.shape)
+                if layer.has_bias:
+                    ba = np.broadcast_to(ll.base("bias") + self.wb * s0[None, :], ca.shape)
+                    parts += _interleave((ba, np.broadcast_to(self.wb * sl[None, :], ca.shape),
+                                          False), (ca, cl, True))
+                else:
+                    parts.append((ca, cl, True))
+                more, visits, unaligned = self._conv_parts(ll, events, s0, sl)
+                parts += more
+                syn = visits * pos.shape[0]
+                upd = pos.shape[0] * npos
+                runs = npos * s0.size  # the init and update loops' runs
+                # neuron update: every output position x every open run
+                sa = state + 4 * (p + s0[None, :])
+                parts += _interleave((ca, cl, False), (sa, cl, False), (sa, cl, True))
             else:
                 parts.append((cur + 4 * s0, 4 * sl, True))  # current = bias (or 0)
                 if layer.has_bias:
@@ -319,6 +337,7 @@ class _Lowerer:
                         parts += _interleave((ca, cl, False), (ca, cl, True))
                 syn = n_ev * pos.shape[0]
                 upd = pos.shape[0]
+                visits, runs = n_ev, s0.size
                 if ll.kind == "readout":
                     parts += _interleave((cur + 4 * s0, 4 * sl, False),
                                          (state + 4 * s0, 4 * sl, False),
@@ -327,17 +346,22 @@ class _Lowerer:
                     parts += _interleave((cur + 4 * s0, 4 * sl, False),
                                          (state + 4 * s0, 4 * sl, False),
                                          (state + 4 * s0, 4 * sl, True))
-            # segment: one visit of a run of open units per event (loop setup per row piece)
-            ops = {"event": n_ev, op_kind: syn, "segment": n_ev * s0.size,
-                   "unaligned": unaligned}
+            # segment: one visit of a run of open units per row an event reads (a dense
+            # layer's event reads one row, a convolution's event one per valid tap: conv_tap)
+            ops = {"event" if ll.kind != "conv" else "conv_event": n_ev, op_kind: syn,
+                   "segment": visits * s0.size, "unaligned": unaligned,
+                   "update_run": 2 * runs}  # the current's init and the update, per run
+            if ll.kind == "conv":
+                ops["conv_tap"] = visits
             for b in TAIL_BLOCKS:  # elements past each run's last full vector block
-                ops[f"tail{b}"] = n_ev * int((sl % b).sum())
+                ops[f"tail{b}"] = visits * int((sl % b).sum())
             if c == 0 and self._calls(t):
                 ops["call"] = 1  # the driver's call of the layer's compiled kernel
             if c == 0 and spikes_t is not None:
                 # the driver's merge of every core's spikes into the next layer's sorted
                 # event list, once after the layer (simsnn.host.kernels.merge_events)
-                ops["spike"] = int(np.count_nonzero(spikes_t))
+                ops["spike" if ll.kind != "conv" else "conv_spike"] = \
+                    int(np.count_nonzero(spikes_t))
             ops["readout_op" if ll.kind == "readout" else "neuron_update"] = upd
             if spike_pos is not None and pos.size:
                 n_sp = int(np.isin(spike_pos, pos).sum()) if ll.kind != "conv" else \
@@ -363,9 +387,13 @@ class _Lowerer:
             (nx // s < wo)
         return valid, ch, ny // s, nx // s, ky, kx
 
-    def _conv_parts(self, ll: LayerLayout, events, s0, sl) -> list[tuple]:
+    def _conv_parts(self, ll: LayerLayout, events, s0, sl) -> tuple[list[tuple], int, int]:
+        """The accumulates of a convolution's events: per event (ascending flat index) and
+        valid tap (ky, kx), per open run, the weight row piece (row (c, ky, kx) of the
+        (c_in, k, k, O) weights) and the current piece at the output position it reaches
+        (read, written). Returns (parts, valid taps, unaligned elements)."""
         if events.size == 0 or s0.size == 0:
-            return []
+            return [], 0, 0
         layer = ll.layer
         o, _, wo = layer.out_shape
         k = layer.kernel
@@ -378,34 +406,38 @@ class _Lowerer:
         c_idx = (oy[e_idx, tap] * wo + ox[e_idx, tap]) * o
         c_addr = ll.base("current") + 4 * (c_idx[:, None] + s0[None, :])
         c_len = np.broadcast_to(4 * sl[None, :], c_addr.shape)
-        init = (ll.base("current") + np.zeros(1, np.int64), np.array([4 * o * layer.out_shape[1]
-                                                                         * wo]), True)
-        return [init] + _interleave((w_addr, w_len, False), (c_addr, c_len, False),
-                                    (c_addr, c_len, True))
+        off = (w_addr % VECTOR_ALIGN != 0) | (c_addr % VECTOR_ALIGN != 0)
+        unaligned = int((off * sl[None, :]).sum())
+        return (_interleave((w_addr, w_len, False), (c_addr, c_len, False),
+                            (c_addr, c_len, True)), int(e_idx.shape[0]), unaligned)
 
     def pool_phase(self, sample: int, t: int, ll: LayerLayout, spikes_t: np.ndarray,
                    pooled_t: np.ndarray) -> None:
+        """Average pooling as the driver runs it (simsnn.host.kernels.pool_layer, one core):
+        zero the window counts (channel-major), add 1 to each input spike's window, then scan
+        the counts branch-free and write the non-zero windows as graded events (an index list
+        and a value list in the layer's event region)."""
         ph = self.b.phase(ll.key, sample, t, self._layer_id(ll.key))
         layer = ll.layer
         c, h, w = layer.in_shape
         _, hp, wp = layer.out_shape
         ch, y, x = np.nonzero(spikes_t.reshape(c, h, w))
         k = layer.kernel
-        perm = ll.perm[:c] if ll.perm is not None and ll.perm.shape[0] >= c else np.arange(c)
-        ent = ll.base("pooled") + 4 * ((y // k * wp + x // k) * c + perm[ch])
-        edges = split(ent.shape[0], self.cores)
-        n_out = int(pooled_t.sum())
-        oedges = split(n_out, self.cores)
-        for core in range(self.cores):
-            e = ent[edges[core]:edges[core + 1]]
-            parts = _interleave((e, np.full(e.shape, 4), False), (e, np.full(e.shape, 4), True))
-            cnt = oedges[core + 1] - oedges[core]
-            parts.append((np.array([ll.base("events_out") + 8 * oedges[core]]),
-                          np.array([8 * cnt]), True))
-            ops = {"pool_op": e.shape[0]}
-            if core == 0 and self._calls(t):
-                ops["call"] = 1
-            self.b.task(ph, core, parts, ops)
+        keep = (y // k < hp) & (x // k < wp)
+        n = c * hp * wp
+        base, ev = ll.base("pooled"), ll.base("events_out")
+        ent = base + 4 * ((ch[keep] * hp + y[keep] // k) * wp + x[keep] // k)
+        n_out = int(np.count_nonzero(pooled_t))
+        parts = [(np.array([base]), np.array([4 * n]), True)]
+        parts += _interleave((ent, np.full(ent.shape, 4), False),
+                             (ent, np.full(ent.shape, 4), True))
+        parts += [(np.array([base]), np.array([4 * n]), False),
+                  (np.array([ev]), np.array([4 * n_out]), True),
+                  (np.array([ev + 4 * n]), np.array([4 * n_out]), True)]
+        ops = {"pool_op": int(ch.shape[0]), "input_op": n}
+        if self._calls(t):
+            ops["call"] = 1
+        self.b.task(ph, 0, parts, ops)
 
 
 def lower(net: AnyNetwork, trace: SpikeTrace, cores: int = 1,
@@ -447,8 +479,10 @@ def lower(net: AnyNetwork, trace: SpikeTrace, cores: int = 1,
                     # the features: the input (its values, or with rate coding the pixels
                     # that spiked), or an earlier layer's spike rates: non-zero where any
                     # step has an event
-                    nz = np.asarray(cur).reshape(T, -1).any(axis=0)
-                    phases.append((order, -1, lw.gate_phase, (b, member, feat, nz)))
+                    flat = np.asarray(cur).reshape(T, -1)
+                    phases.append((order, -1, lw.gate_phase,
+                                   (b, member, feat, flat.any(axis=0),
+                                    int(np.count_nonzero(flat)))))
                     order += 1
                 layer = ll.layer
                 if ll.kind in ("dense", "conv", "readout"):

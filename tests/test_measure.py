@@ -319,8 +319,12 @@ def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     assert rows[1024] > rows[10] > 0
     assert prog["gate_call"]["seconds"] > 0 and prog["gate_select"]["seconds"] > 0
     over, sources, table = program_overrides(prog, "today")
-    assert set(over["cycles_per_synop_dtype"]) == {"fp32", "fp16"}
-    assert set(over["cycles_per_segment_dtype"]) == {"fp32", "fp16"}
+    assert set(over["cycles_per_synop_dtype"]) == {"fp32", "fp16", "int8"}
+    assert set(over["cycles_per_segment_dtype"]) == {"fp32", "fp16", "int8"}
+    # the convolution's and pooling's own costs
+    for k in ("conv_event", "conv_tap", "update_run", "conv_spike", "pool_op"):
+        assert prog[k]["seconds"] >= 0 and over[f"cycles_per_{k}"] >= 0, k
+    assert prog["conv_spike"]["seconds"] > 0 and prog["pool_op"]["seconds"] > 0
     assert set(over["cycles_per_gate_act"]) == {"relu", "sigmoid"}
     assert set(over["cycles_per_tail"]) == {8, 16, 32, 64}
     # a cold driver call and selection: differences of medians, never negative
@@ -329,7 +333,7 @@ def test_program_calibration_gives_positive_costs_for_the_hardware_file():
     assert prog["cold.call"]["warm_s"] > 0
     assert prog["spike"]["seconds"] > 0 and over["cycles_per_spike"] > 0
     assert prog["input"]["seconds"] > 0 and over["cycles_per_input"] > 0
-    assert set(over["cycles_per_unaligned"]) == {"fp32", "fp16"}
+    assert set(over["cycles_per_unaligned"]) == {"fp32", "fp16", "int8"}
     assert all(v >= 0 for v in over["cycles_per_unaligned"].values())
     # the event less a run's setup, timed apart
     assert prog["run_setup"]["seconds"] >= 0

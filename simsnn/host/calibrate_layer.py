@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simsnn.host.timing import per_event
+from simsnn.host.timing import DTYPES, per_event
 
 #: run widths of the accumulate fit: full blocks of 8 ... 64 and one short of them, so that
 #: every remainder block's cost is seen
@@ -17,7 +17,7 @@ def measure_runs(inner: int, repeat: int, n_ev: int) -> dict:
     """Per dtype, the time per event against one run of W open units, W in ``RUN_WIDTHS``
     (a layer whose few weight rows stay in L1, minus the same layer with no events)."""
     out: dict = {"widths": list(RUN_WIDTHS), "spread": 0.0}
-    for dtype in ("fp32", "fp16"):
+    for dtype in DTYPES:
         vals = []
         for width in RUN_WIDTHS:
             sec, sp = per_event(width, dtype, inner, repeat, n_ev)
@@ -62,7 +62,7 @@ def unaligned_cost(clock_hz: float, repeat: int, inner: int) -> dict:
     L1-resident rows) starting at unit 0 and at units 4, 12 and 20; the slope over W of the
     time per event, unaligned (median over the three starts) less aligned."""
     widths, out = (256, 512, 1024), {}
-    for dtype in ("fp32", "fp16"):
+    for dtype in DTYPES:
         extra, sp_max = [], 0.0
         for width in widths:
             per = {}
@@ -91,7 +91,7 @@ def fit_runs(runs: dict, per_event: float, clock_hz: float, simd_width: int) -> 
     from simsnn.lowering import TAIL_BLOCKS
     w_all = np.array(runs["widths"], float)
     out: dict = {}
-    for dtype in ("fp32", "fp16"):
+    for dtype in [d for d in DTYPES if d in runs]:
         y_all = np.array(runs[dtype])
         ok = y_all > 0
         if (ok & (w_all % max(TAIL_BLOCKS) == 0)).sum() < 2:

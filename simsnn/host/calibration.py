@@ -37,6 +37,12 @@ timed passes, with the spread (max - min) / best:
 """
 from __future__ import annotations
 
+from simsnn.host.calibrate_conv import (
+    conv_event_costs,
+    conv_merge_cost,
+    pool_cost,
+    update_run_cost,
+)
 from simsnn.host.calibrate_driver import (
     cold_driver,
     encode_cost,
@@ -53,7 +59,7 @@ from simsnn.host.calibrate_layer import (
     run_setup,
     unaligned_cost,
 )
-from simsnn.host.timing import STEPS, layer_args, time_layer
+from simsnn.host.timing import DTYPES, STEPS, layer_args, time_layer
 
 
 def _median_figure(entries: list[dict]) -> dict:
@@ -126,6 +132,11 @@ def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
                     "with_one_run_s": one_run}
     out.update(fit_runs(out["runs"], per_event, clock_hz, simd_width))
     out.update(unaligned_cost(clock_hz, repeat, inner * 3))
+    out.update(conv_event_costs(clock_hz, repeat, inner, out["segment.fp16"]["seconds"],
+                                out["synop.fp16"]["seconds"]))
+    out.update(update_run_cost(clock_hz, repeat, inner))
+    out.update(conv_merge_cost(clock_hz, repeat, inner))
+    out.update(pool_cost(clock_hz, repeat, inner))
     out.update(mlp_costs(clock_hz, simd_width, repeat, inner))
     if private_bytes:
         out.update(cold_driver(clock_hz, private_bytes, 60 if quick else 200))
@@ -151,14 +162,14 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
     source strings, header table)."""
     over = {"cycles_per_synop": prog["synop.fp32"]["cycles_per_instruction"],
             "cycles_per_synop_dtype": {d: prog[f"synop.{d}"]["cycles_per_instruction"]
-                                       for d in ("fp32", "fp16")},
+                                       for d in DTYPES},
             "cycles_per_neuron_update": prog["neuron_update"]["cycles_per_instruction"],
             "cycles_per_event": prog["event"]["cycles"],
             "cycles_per_segment": prog["segment.fp32"]["cycles"],
             "cycles_per_segment_dtype": {d: prog[f"segment.{d}"]["cycles"]
-                                         for d in ("fp32", "fp16")},
+                                         for d in DTYPES},
             "cycles_per_tail": prog["tail.fp32"]["cycles"],
-            "cycles_per_tail_dtype": {d: prog[f"tail.{d}"]["cycles"] for d in ("fp32", "fp16")},
+            "cycles_per_tail_dtype": {d: prog[f"tail.{d}"]["cycles"] for d in DTYPES},
             "cycles_per_gate_op": prog["gate_op"]["cycles_per_instruction"],
             "cycles_per_gate_row": prog["gate_row"]["cycles"],
             "cycles_per_gate_call": prog["gate_call"]["cycles"],
@@ -166,10 +177,15 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
             "cycles_per_gate_act": {a: prog[f"gate_act.{a}"]["cycles"]
                                     for a in ("relu", "sigmoid")},
             "cycles_per_task": prog["task"]["cycles"],
+            "cycles_per_conv_event": prog["conv_event"]["cycles"],
+            "cycles_per_conv_tap": prog["conv_tap"]["cycles"],
+            "cycles_per_conv_spike": prog["conv_spike"]["cycles"],
+            "cycles_per_update_run": prog["update_run"]["cycles"],
+            "cycles_per_pool_op": prog["pool_op"]["cycles"],
             "cycles_per_spike": prog["spike"]["cycles"],
             "cycles_per_input": prog["input"]["cycles"],
             "cycles_per_unaligned": {d: prog[f"unaligned.{d}"]["cycles"]
-                                     for d in ("fp32", "fp16") if f"unaligned.{d}" in prog},
+                                     for d in DTYPES if f"unaligned.{d}" in prog},
             "cycles_cold": {k: prog[f"cold.{k}"]["cycles"] for k in ("call", "gate_select")
                             if f"cold.{k}" in prog},
             "cycles_per_sync": prog["sync"]["cycles"],
@@ -187,7 +203,11 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
     over = {k: rounded(v) for k, v in over.items()}
     src = (f"measured by simsnn hw detect ({date}) on the measured program's own kernels "
            f"(simsnn.host.calibration, data in L1): cycles_per_synop (fp32), "
-           f"cycles_per_synop_dtype (fp32, fp16 widened in registers), "
+           f"cycles_per_synop_dtype (fp32; fp16 and int8 widened in registers), "
+           f"cycles_per_conv_event, cycles_per_conv_tap and cycles_per_update_run (a "
+           f"convolution's event, valid tap, and the run overhead of the current's init and "
+           f"the neuron update), cycles_per_conv_spike (a convolution's spike merge), "
+           f"cycles_per_pool_op (average pooling, per input spike), "
            f"cycles_per_neuron_update, cycles_per_event, cycles_per_segment(_dtype), "
            f"cycles_per_tail(_dtype) (per element past a block of 8 ... 64: the accumulate "
            f"loop's remainder paths), cycles_per_unaligned (per element of a run that starts "
@@ -208,23 +228,23 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
            f"{prog['sync']['cores']} threads add to it), parallel_efficiency (each core's "
            f"accumulate speed with all computing at once over its speed alone)")
     rows = ["measured program (simsnn.host.calibration):"]
-    for k in ("synop.fp32", "synop.fp16", "neuron_update", "event", "segment.fp32",
-              "segment.fp16", "gate_op", "gate_row", "gate_call", "gate_act.relu",
-              "gate_act.sigmoid", "gate_select", "cold.call", "cold.gate_select", "spike",
-              "input",
-              "dram_line", "dram_run", "task",
+    for k in ("synop.fp32", "synop.fp16", "synop.int8", "neuron_update", "event",
+              "segment.fp32", "segment.fp16", "segment.int8", "conv_event", "conv_tap",
+              "update_run", "conv_spike", "pool_op", "gate_op", "gate_row", "gate_call",
+              "gate_act.relu", "gate_act.sigmoid", "gate_select", "cold.call",
+              "cold.gate_select", "spike", "input", "dram_line", "dram_run", "task",
               "sync"):
         if k not in prog:
             continue
         v = prog[k]
         rows.append(f"  {k:<14} {v['seconds'] * 1e9:10.3f} ns  spread {100 * v['spread']:5.1f} %")
     par = prog["parallel"]
-    for d in ("fp32", "fp16"):
+    for d in DTYPES:
         v = prog[f"tail.{d}"]
         rows.append(f"  tail.{d:<9} " + ", ".join(f"{b}: {c * 1e9:.3f}" for b, c in
                                                  v["seconds"].items()) +
                     " ns per element past a block of 8, 16, 32, 64")
-    for d in ("fp32", "fp16"):
+    for d in DTYPES:
         if f"unaligned.{d}" in prog:
             rows.append(f"  unaligned.{d:<5} {prog[f'unaligned.{d}']['seconds'] * 1e9:10.3f} ns "
                         "per element of a run off a 32-byte boundary")

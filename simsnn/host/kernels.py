@@ -102,14 +102,16 @@ def encode_input(x, ev_idx, ev_val):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _lif_update(state, cur, j, t, m, leak, thr, soft, v_reset, spk):  # pragma: no cover
-    """One unit's LIF step at storage index ``j``; its index goes to ``spk[t, m]`` and the new
-    count (``m`` + 1 on a spike) is returned. Branch-free: the slot is written every time and
-    kept only for a spike, so the update costs the same whichever units spike (a branch on
-    the spike mispredicts at the rate of the data's irregularity)."""
+def _lif_update(state, cur, j, code, t, m, leak, thr, soft, v_reset,
+                spk):  # pragma: no cover
+    """One unit's LIF step at storage index ``j``; ``code`` (the unit's name in the spike
+    list) goes to ``spk[t, m]`` and the new count (``m`` + 1 on a spike) is returned.
+    Branch-free: the slot is written every time and kept only for a spike, so the update
+    costs the same whichever units spike (a branch on the spike mispredicts at the rate of
+    the data's irregularity)."""
     v = leak * state[j] + cur[j]
     s = v > thr
-    spk[t, m] = j
+    spk[t, m] = code
     r = v - thr if soft else v_reset
     state[j] = r if s else v
     return m + s
@@ -139,7 +141,7 @@ def _layer_share(T, ev_idx, ev_val, ev_n, binary, in_perm, w, wscale, bias, bsca
                 if readout:
                     state[j] += cur[j]
                 else:
-                    m = _lif_update(state, cur, j, t, m, leak, thr, soft, v_reset, spk)
+                    m = _lif_update(state, cur, j, j, t, m, leak, thr, soft, v_reset, spk)
         spk_n[t] = m
 
 
@@ -175,12 +177,15 @@ def _conv_share(T, ev_idx, ev_val, ev_n, binary, in_perm, geom, w, wscale, bias,
                 spk_n):  # pragma: no cover - compiled
     """All time steps of one event-driven convolution + LIF for one core's open channel
     segments. ``geom`` = (H, W, K, stride, padding, Ho, Wo, n_out) of the layer; weights are
-    stored ``(c_in storage, ky, kx, n_out)`` (one row of n_out output channels per input channel and
-    tap), current and state ``(Ho, Wo, n_out)``. Per step: current = bias at every position;
-    each input event (c, y, x), in ascending flat index, visits its valid taps (ky, kx) in
-    order and adds row ``(c, ky, kx)``'s open segments to the current at the output position
-    it reaches; then the LIF update of every position's open units (position-major). Spiking
-    storage indices (position x n_out + channel) go to ``spk[t]``."""
+    stored ``(c_in storage, ky, kx, n_out)`` (one row of n_out output channels per input
+    channel and tap), current and state ``(Ho, Wo, n_out)``. Per step: current = bias at every
+    position; each input event (c, y, x), in ascending flat index, visits its valid taps
+    (ky, kx) in order and adds row ``(c, ky, kx)``'s open segments to the current at the
+    output position it reaches; then the LIF update of every position's open units
+    (position-major). A spike of storage channel j at position p is listed as
+    ``j << 32 | p`` (decoded by shifts in :func:`merge_conv_events`). The valid taps are
+    walked without divisions: along each axis the first valid tap is ``(y + pad) mod
+    stride`` and the next one ``stride`` further, one output row (column) lower."""
     H, W, K, stride, pad, Ho, Wo, n_out = geom
     HW = H * W
     for p in range(Ho * Wo):
@@ -201,23 +206,31 @@ def _conv_share(T, ev_idx, ev_val, ev_n, binary, in_perm, geom, w, wscale, bias,
             y = r // W
             x = r - y * W
             base = in_perm[c] * K * K
-            for ky in range(K):
-                ny = y + pad - ky
-                if ny < 0 or ny % stride != 0 or ny // stride >= Ho:
-                    continue
-                for kx in range(K):
-                    nx = x + pad - kx
-                    if nx < 0 or nx % stride != 0 or nx // stride >= Wo:
-                        continue
-                    coff = ((ny // stride) * Wo + nx // stride) * n_out
-                    row = base + ky * K + kx
-                    for k in range(s0.shape[0]):
-                        accum(cur, coff, w, row, s0[k], sl[k], a, wscale)
+            if stride == 1:
+                ky0, oy0, kx0, ox0 = 0, y + pad, 0, x + pad
+            else:
+                ky0, oy0 = (y + pad) % stride, (y + pad) // stride
+                kx0, ox0 = (x + pad) % stride, (x + pad) // stride
+            ky, oy = ky0, oy0
+            while ky < K:
+                if oy >= 0 and oy < Ho:
+                    kx, ox = kx0, ox0
+                    while kx < K:
+                        if ox >= 0 and ox < Wo:
+                            coff = (oy * Wo + ox) * n_out
+                            row = base + ky * K + kx
+                            for k in range(s0.shape[0]):
+                                accum(cur, coff, w, row, s0[k], sl[k], a, wscale)
+                        kx += stride
+                        ox -= 1
+                ky += stride
+                oy -= 1
         m = 0
         for p in range(Ho * Wo):
             for k in range(s0.shape[0]):
-                for j in range(p * n_out + s0[k], p * n_out + s0[k] + sl[k]):
-                    m = _lif_update(state, cur, j, t, m, leak, thr, soft, v_reset, spk)
+                for j in range(s0[k], s0[k] + sl[k]):
+                    m = _lif_update(state, cur, p * n_out + j, (j << 32) | p, t, m, leak,
+                                    thr, soft, v_reset, spk)
         spk_n[t] = m
 
 
@@ -248,28 +261,29 @@ def conv_one_core(T, ev_idx, ev_val, ev_n, binary, in_perm, geom, w, wscale, bia
 @njit(cache=True)
 def merge_conv_events(spk, spk_n, inv_perm, n_out, n_pos, out_idx,
                       first):  # pragma: no cover - compiled
-    """The cores' spiking storage indices of a convolution (position x ``n_out`` + storage
-    channel) -> each step's event list of unit indices (channel x ``n_pos`` + position) in
-    ascending order: a counting sort by channel (``first``: ``n_out`` + 1 scratch slots).
-    Within a channel its spikes arrive in ascending position (one core owns a channel and
-    walks the positions in order), so the sort is stable and exact. Returns counts (T,)."""
+    """The cores' spikes of a convolution (``j << 32 | p``: storage channel j, position p)
+    -> each step's event list of unit indices (channel x ``n_pos`` + position) in ascending
+    order: a counting sort by channel (``first``: ``n_out`` + 1 scratch slots). Within a
+    channel its spikes arrive in ascending position (one core owns a channel and walks the
+    positions in order), so the sort is stable and exact. Returns counts (T,)."""
     n_cores, T = spk_n.shape
     counts = np.zeros(T, np.int64)
+    low = (1 << 32) - 1
     for t in range(T):
         for c in range(n_out + 1):
             first[c] = 0
         m = 0
         for core in range(n_cores):
             for e in range(spk_n[core, t]):
-                first[inv_perm[spk[core, t, e] % n_out] + 1] += 1
+                first[inv_perm[spk[core, t, e] >> 32] + 1] += 1
                 m += 1
         for c in range(n_out):
             first[c + 1] += first[c]
         for core in range(n_cores):
             for e in range(spk_n[core, t]):
                 s = spk[core, t, e]
-                ch = inv_perm[s % n_out]
-                out_idx[t, first[ch]] = ch * n_pos + s // n_out
+                ch = inv_perm[s >> 32]
+                out_idx[t, first[ch]] = ch * n_pos + (s & low)
                 first[ch] += 1
         counts[t] = m
     return counts
@@ -295,8 +309,12 @@ def pool_layer(ev_idx, ev_n, geom, pooled, out_idx, out_val):  # pragma: no cove
             idx = ev_idx[t, e]
             c = idx // HW
             r = idx - c * HW
-            yp = (r // W) // k
-            xp = (r - (r // W) * W) // k
+            y = r // W
+            x = r - y * W
+            if k == 2:  # the common window: shifts, not divisions
+                yp, xp = y >> 1, x >> 1
+            else:
+                yp, xp = y // k, x // k
             if yp < Hp and xp < Wp:
                 pooled[(c * Hp + yp) * Wp + xp] += np.float32(1.0)
         m = 0

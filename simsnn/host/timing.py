@@ -10,8 +10,11 @@ import numpy as np
 
 from simsnn.host import kernels as mk
 
-#: the int8 scale argument of the kernels for other dtypes
+#: the int8 scale argument of the kernels (and the scale of the benchmarks' int8 weights)
 ONE = np.float32(1.0)
+#: weight dtypes of the program and their storage (fp16 as its bit patterns)
+DTYPES = ("fp32", "fp16", "int8")
+STORAGE = {"fp32": np.float32, "fp16": np.uint16, "int8": np.int8}
 
 STEPS = 9
 
@@ -39,8 +42,13 @@ def layer_arrays(n_rows: int, n_out: int, wdtype) -> tuple[np.ndarray, np.ndarra
 def layer_args(n_rows: int, n_out: int, dtype: str, n_events: int, T: int = STEPS):
     rng = np.random.default_rng(0)
     w32 = (rng.standard_normal((n_rows, n_out)) * 0.01).astype(np.float32)
-    w, cur, state = layer_arrays(n_rows, n_out, np.uint16 if dtype == "fp16" else np.float32)
-    w[...] = w32.astype(np.float16).view(np.uint16) if dtype == "fp16" else w32
+    w, cur, state = layer_arrays(n_rows, n_out, STORAGE[dtype])
+    if dtype == "fp16":
+        w[...] = w32.astype(np.float16).view(np.uint16)
+    elif dtype == "int8":
+        w[...] = np.clip(np.rint(w32 * 1e4), -127, 127).astype(np.int8)
+    else:
+        w[...] = w32
     n_ev = max(n_events, 1)
     ev_idx = np.tile(np.arange(n_ev, dtype=np.int32) % n_rows, (T, 1))
     ev_val = np.ones((T, n_ev), np.float32)
