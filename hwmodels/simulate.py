@@ -114,8 +114,16 @@ def task_costs(workload: Workload, spec: HardwareSpec, task_lines: np.ndarray,
     # compute), not the task's fixed cost (the driver's dispatch, paid once per task)
     fixed = spec.cores.cycles_per_task / f
     ops = np.maximum(compute - fixed, 0.0)
-    compute = np.where(multi, ops / spec.cores.parallel_efficiency + fixed, compute)
-    compute = compute + multi * spec.cores.cycles_per_sync / f
+    n_cores = per_phase[workload.task_phase]
+    counts = np.unique(n_cores[multi]) if multi.any() else np.zeros(0, np.int64)
+    eff = np.ones(workload.n_tasks)
+    sync = np.zeros(workload.n_tasks)
+    for n in counts:  # each phase's figures at its core count
+        at = n_cores == n
+        eff[at] = spec.cores.parallel_efficiency_at(int(n))
+        sync[at] = spec.cores.cycles_per_sync_at(int(n))
+    compute = np.where(multi, ops / eff + fixed, compute)
+    compute = compute + multi * sync / f
     n_runs = np.diff(workload.task_start).astype(np.float64)
     overlapped = spec.transfers == "overlapped"
     private = np.zeros(workload.n_tasks)

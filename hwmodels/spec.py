@@ -188,11 +188,28 @@ class CoreSpec(Strict):
     cycles_per_sync: float = Field(0.0, ge=0.0, description="Extra cycles per task of a phase "
                                    "that runs on several cores: starting and joining them "
                                    "(thread wake-up, barrier).")
+    parallel_efficiency_cores: dict[Annotated[int, Field(ge=2)], Annotated[float, Field(
+        gt=0.0, le=1.0)]] = Field(default_factory=dict, description="parallel_efficiency "
+                                  "measured at these core counts; a phase on n cores takes "
+                                  "the figure of the largest listed count not above n (the "
+                                  "smallest listed one below them; parallel_efficiency "
+                                  "where none is listed).")
+    cycles_per_sync_cores: dict[Annotated[int, Field(ge=2)], Annotated[float, Field(
+        ge=0.0)]] = Field(default_factory=dict, description="cycles_per_sync measured at "
+                          "these core counts, chosen as parallel_efficiency_cores.")
     mlp: float = Field(8.0, ge=1.0, description="Memory-level parallelism: misses a core keeps "
                        "in flight, overlapping their latencies.")
     static_power: PricedPower | None = Field(None, description="Core static power while the "
                                              "workload runs (all cores).")
 
+
+    def parallel_efficiency_at(self, n: int) -> float:
+        """The parallel efficiency of a phase on ``n`` cores (parallel_efficiency_cores)."""
+        return _by_cores(self.parallel_efficiency_cores, n, self.parallel_efficiency)
+
+    def cycles_per_sync_at(self, n: int) -> float:
+        """The sync cost per task of a phase on ``n`` cores (cycles_per_sync_cores)."""
+        return _by_cores(self.cycles_per_sync_cores, n, self.cycles_per_sync)
 
     @field_validator("cycles_per_tail", "cycles_per_tail_dtype")
     @classmethod
@@ -204,6 +221,15 @@ class CoreSpec(Strict):
                 raise ValueError(f"remainder blocks must be among {list(TAIL_BLOCKS)}, got "
                                  f"{bad}")
         return v
+
+
+def _by_cores(table: dict[int, float], n: int, default: float) -> float:
+    """The entry of the largest core count not above ``n`` (the smallest one if all are),
+    ``default`` for an empty table."""
+    if not table:
+        return default
+    below = [k for k in table if k <= n]
+    return table[max(below)] if below else table[min(table)]
 
 
 class CacheSpec(Strict):

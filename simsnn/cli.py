@@ -222,6 +222,8 @@ def cmd_validate(args) -> int:
                                      if Path(args.hardware).exists() else args.hardware})
     if args.samples:
         cfg = cfg.model_copy(update={"samples": args.samples})
+    if args.recalibrate is not None:
+        cfg = cfg.model_copy(update={"recalibrate": args.recalibrate})
     summary = run_validation(cfg, args.config, args.output)
     print(summary_text(summary))
     print(f"wrote {args.output}/summary.json, points.csv, points.json"
@@ -400,7 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config", help="validation YAML (kind: validation)")
     s.add_argument("-o", "--output", required=True, help="directory for the results")
     s.add_argument("--hardware", help="hardware file or preset (overrides the file's)")
-    s.add_argument("--samples", type=int, help="test samples per point (overrides the file's)")
+    s.add_argument("--samples", type=_positive_int,
+                   help="test samples per point (overrides the file's)")
+    s.add_argument("--recalibrate", action=argparse.BooleanOptionalAction, default=None,
+                   help="re-time the program's costs before every point instead of "
+                   "predicting with the profile as detected (overrides the file's)")
     s.set_defaults(fn=cmd_validate)
 
     s = sub.add_parser("sweep", help="design-space sweep over an experiment (kind: sweep)")

@@ -299,3 +299,14 @@ def test_simsnn_check_validates_hardware_files(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{bad}: memory[0]: " in err and "not a multiple of line x ways" in err
     assert "Traceback" not in err
+
+
+def test_parallel_figures_per_core_count():
+    from hwmodels.spec import CoreSpec
+    c = CoreSpec(count=16, frequency=3e9, parallel_efficiency=0.9, cycles_per_sync=100,
+                 parallel_efficiency_cores={2: 0.8, 8: 0.6}, cycles_per_sync_cores={4: 500})
+    assert [c.parallel_efficiency_at(n) for n in (2, 3, 4, 8, 16)] == [0.8, 0.8, 0.8, 0.6, 0.6]
+    assert [c.cycles_per_sync_at(n) for n in (2, 4, 16)] == [500, 500, 500]
+    assert CoreSpec(count=2, frequency=3e9).parallel_efficiency_at(2) == 1.0
+    with pytest.raises(Exception):
+        CoreSpec(count=2, frequency=3e9, parallel_efficiency_cores={1: 0.5})

@@ -147,7 +147,39 @@ def test_validate_writes_points_plot_and_summary(tmp_path, capsys):
     header = (out / "points.csv").read_text().splitlines()[0]
     assert header.startswith("point,") and "per_layer" not in header
     assert (out / "predicted_vs_measured.png").stat().st_size > 1000
-    assert "MAPE" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "MAPE" in text and "profile as detected" in text and "by family" in text
+    # the errors split every way a reader asks for them
+    assert s["recalibrate"] is False  # the file's default: the profile as detected
+    assert set(s["per_family"]) == {"dense", "gated"}
+    assert set(s["per_network_kind"]) == {"mlp"} and set(s["per_dtype"]) == {"fp16"}
+    assert {"input", "dense", "readout", "gate"} <= set(s["per_layer_kind"])
+    assert s["per_layer_kind"]["gate"]["n_points"] == 1
+    assert s["unmeasured"] == []
+
+
+def test_a_point_the_program_cannot_run_is_named_not_skipped(tmp_path, capsys):
+    oracle = {"version": 1, "kind": "network", "name": "oracle", "family": "gated",
+              "num_classes": 10, "input": {"shape": [784], "coding": "direct"},
+              "init": "random", "gate": {"position": 0, "kind": "oracle", "groups": 2,
+                                         "top_k": 1, "shared": 0.5},
+              "layers": [{"type": "dense", "units": 32},
+                         {"type": "dense", "units": 10, "spiking": False}]}
+    cfg = _tiny(tmp_path, points=[{"name": "oracle", "network": oracle, "cores": [1]},
+                                  {"name": "shipped-dense", "network": "mnist-dense",
+                                   "cores": [1]}])
+    out = tmp_path / "out"
+    assert main(["validate", str(cfg), "-o", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["n_points"] == 1
+    assert [u["point"] for u in s["unmeasured"]] == ["oracle"]
+    assert "oracle gate" in s["unmeasured"][0]["reason"]
+    assert s["unmeasured"][0]["predicted_s"] > 0
+    assert "not measured: oracle" in capsys.readouterr().out
+    # a file none of whose points the program can run is an error before any work
+    only = _tiny(tmp_path, points=[{"name": "oracle", "network": oracle, "cores": [1]}])
+    assert main(["validate", str(only), "-o", str(out)]) == 2
+    assert "none of the points" in capsys.readouterr().err
 
 
 def test_validation_config_errors_name_the_field(tmp_path, capsys):

@@ -63,8 +63,11 @@ class ValidationConfig(Strict):
     settle: float = Field(0.02, ge=0.0, description="Relative improvement below which a "
                           "round counts as settled.")
     memory_mode: Literal["exact", "fast"] = "exact"
-    recalibrate: bool = Field(True, description="Re-time the measured program's kernels "
+    recalibrate: bool = Field(False, description="Re-time the measured program's kernels "
                               "(micro-benchmarks, as `simsnn hw detect` does) right before "
-                              "each point and predict with those core figures: the host's "
-                              "speed drifts between a detection and a measurement.")
+                              "each point and predict with those core figures instead of the "
+                              "profile's. Off (the default), the profile predicts every point "
+                              "as detected, as a user predicts networks from one detection; "
+                              "on, the host's drift between the detection and a point is "
+                              "taken out (a second figure, reported beside the first).")
     points: list[ValidationPoint] = Field(min_length=1)

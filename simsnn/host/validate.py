@@ -14,6 +14,7 @@ import numpy as np
 from simsnn.config.validation import ValidationConfig, ValidationPoint
 from simsnn.errors import ConfigError
 from simsnn.host.validation_report import (
+    breakdowns,
     error_stats,
     family_ranking,
     plot_points,
@@ -145,37 +146,58 @@ def _inputs(x: np.ndarray, scale: float, coding: str) -> np.ndarray:
 
 def run_validation(cfg: ValidationConfig, source: str | Path, out_dir: str | Path,
                    log=print) -> dict:
-    """Measure and predict every point of ``cfg``; write the tables, plot and summary."""
+    """Measure and predict every point of ``cfg``; write the tables, plot and summary.
+    Everything a point needs (its network, the profile's cores, whether the measured program
+    can run it) is checked before the first measurement; a point the program cannot run is
+    predicted only and listed, with the reason, under ``unmeasured``."""
     import simsnn
     from hwmodels.loader import load_hardware
     from simsnn.datasets import load_dataset
     from simsnn.host.measure import host_summary
+    from simsnn.host.program import unsupported
     base = Path(source).parent
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     hw_ref = base / cfg.hardware
     hw = load_hardware(hw_ref if hw_ref.exists() else cfg.hardware)
+    nets = {}
+    for point in cfg.points:
+        nets[point.name] = _network(point, base)
+        for cores in point.cores:
+            if cores > hw.cores.count:
+                raise ConfigError(str(source), f"points[{point.name}].cores",
+                                  f"{cores} cores, the hardware profile has {hw.cores.count}")
     ds = load_dataset(cfg.dataset, seed=cfg.seed)
     x, y = ds.x_test[: cfg.samples], ds.y_test[: cfg.samples]
     started = time.perf_counter()
     # every (point, input scale, cores); those of one comparison group at the same input
     # scale and cores are measured together, interleaved round by round
     batches: dict[tuple, list[dict]] = {}
+    unmeasured: list[dict] = []
     for point in cfg.points:
-        net = _network(point, base)
+        net = nets[point.name]
+        why = unsupported(net, point.layout)
         for scale in point.input_scale:
             xs = _inputs(x, scale, net.coding)
             _, trace = simsnn.run_network(net, xs, record=True, labels=y, seed=cfg.seed)
             rate = float(np.mean([v.mean() for k, v in trace.layers.items() if k != "input"]))
             for cores in point.cores:
-                if cores > hw.cores.count:
-                    raise ConfigError(str(source), f"points[{point.name}].cores",
-                                      f"{cores} cores, the hardware profile has "
-                                      f"{hw.cores.count}")
+                if why:
+                    rep = simsnn.simulate(net, trace, hw, cfg.memory_mode, cores,
+                                          point.layout).report
+                    unmeasured.append({"point": point.name, "cores": cores,
+                                       "input_scale": scale, "reason": "; ".join(why),
+                                       "predicted_s": rep["latency_s"]})
+                    log(f"{point.name:<24} cores {cores} scale {scale:<4g} not measured: "
+                        f"{why[0]}")
+                    continue
                 key = (point.group or f"point:{point.name}", scale, cores)
                 batches.setdefault(key, []).append(
                     {"point": point, "net": net, "xs": xs, "trace": trace, "rate": rate,
                      "scale": scale, "cores": cores})
+    if not batches:
+        raise ConfigError(str(source), "points", "the measured program can run none of the "
+                          f"points (first: {unmeasured[0]['point']}: {unmeasured[0]['reason']})")
     rows: list[dict] = []
     for (_, _, cores), units in batches.items():
         runs_all, hw_point = timed_rounds(
@@ -189,13 +211,13 @@ def run_validation(cfg: ValidationConfig, source: str | Path, out_dir: str | Pat
                 f"{1e3 * r['measured_s']:8.3f} ms  predicted {1e3 * r['predicted_s']:8.3f}"
                 f" ms  error {r['error_pct']:+6.1f}%")
     stats = error_stats([r["predicted_s"] for r in rows], [r["measured_s"] for r in rows])
-    per_cores = {str(c): error_stats([r["predicted_s"] for r in rows if r["cores"] == c],
-                                     [r["measured_s"] for r in rows if r["cores"] == c])
-                 for c in sorted({r["cores"] for r in rows})}
-    summary = {"schema": "simsnn-validation", "schema_version": 1, "name": cfg.name,
+    summary = {"schema": "simsnn-validation", "schema_version": 2, "name": cfg.name,
                "hardware": hw.name, "host": host_summary(), "samples": cfg.samples,
-               "repeat": cfg.repeat, "rounds": cfg.rounds, "memory_mode": cfg.memory_mode, **stats,
-               "per_cores": per_cores, "family_ranking": family_ranking(rows),
+               "repeat": cfg.repeat, "rounds": cfg.rounds, "memory_mode": cfg.memory_mode,
+               # detect-once (the profile as detected) or re-timed before every point
+               "recalibrate": cfg.recalibrate, **stats,
+               **breakdowns(rows), "family_ranking": family_ranking(rows),
+               "unmeasured": unmeasured,
                # how noisy the machine was: the error grows with it (docs/validation.md)
                "measured_spread_median": float(np.median([r["measured_spread"]
                                                           for r in rows])),
@@ -205,6 +227,33 @@ def run_validation(cfg: ValidationConfig, source: str | Path, out_dir: str | Pat
     summary["plot"] = plot_points(out / "predicted_vs_measured.png", rows, summary)
     write_json_atomic(out / "summary.json", summary)
     return summary
+
+
+def network_kind(net) -> str:
+    """``conv`` for a network (or ensemble) with a convolution, else ``mlp``."""
+    from simsnn.network import Conv2d, Ensemble
+    members = net.members if isinstance(net, Ensemble) else [net]
+    return "conv" if any(isinstance(layer, Conv2d) for m in members
+                         for layer in m.layers) else "mlp"
+
+
+def layer_kinds(net) -> dict[str, str]:
+    """The kind of every part of a point's per-layer breakdown: input, gate, dense,
+    readout, conv, pool, aggregator (keys as the measured program and the lowering name
+    them)."""
+    from simsnn.network import AvgPool2d, Conv2d, Dense, Ensemble
+    out = {"input": "input", "gate": "gate", "aggregator": "aggregator"}
+    members = [(f"m{i}.", m) for i, m in enumerate(net.members)] if \
+        isinstance(net, Ensemble) else [("", net)]
+    for prefix, m in members:
+        for layer in m.layers:
+            if isinstance(layer, Conv2d):
+                out[prefix + layer.name] = "conv"
+            elif isinstance(layer, AvgPool2d):
+                out[prefix + layer.name] = "pool"
+            elif isinstance(layer, Dense):
+                out[prefix + layer.name] = "dense" if layer.neuron is not None else "readout"
+    return out
 
 
 def _row(u: dict, runs: list[dict], hw, memory_mode: str) -> dict:
@@ -218,7 +267,10 @@ def _row(u: dict, runs: list[dict], hw, memory_mode: str) -> dict:
     passes = np.concatenate([r["latency"]["per_repeat"] for r in runs])
     rep = simsnn.simulate(net, u["trace"], hw, memory_mode, u["cores"], point.layout).report
     return {"point": point.name, "group": point.group, "network": net.name,
-            "family": net.family, "cores": u["cores"], "input_scale": u["scale"],
+            "family": net.family, "kind": network_kind(net),
+            "weight_dtype": (point.layout.weight_dtype if point.layout and
+                             point.layout.weight_dtype else net.weight_dtype),
+            "cores": u["cores"], "input_scale": u["scale"],
             "firing_rate": u["rate"], "accuracy": m["accuracy"],
             # each sample at its best over all passes: noise only adds time
             "measured_s": best, "measured_best_pass_s": float(passes.min()),
@@ -234,6 +286,7 @@ def _row(u: dict, runs: list[dict], hw, memory_mode: str) -> dict:
                                      for k in m["latency"].get("per_layer_s", {})},
             "predicted_per_layer_s": dict(rep["latency"]["per_layer_s"]),
             "predicted_compute_share": rep["latency"]["compute_share"],
+            "layer_kinds": layer_kinds(net),
             # the core figures the prediction used (re-timed in this point's rounds)
             "predicted_core": {k: v for k, v in hw.cores.model_dump().items()
                                if k.startswith("cycles_") or k == "parallel_efficiency"},

@@ -36,6 +36,40 @@ def error_stats(predicted, measured) -> dict:
             "spearman": spearman(p, m)}
 
 
+def breakdowns(rows: list[dict]) -> dict:
+    """The error statistics of the points split by core count, family, network kind (mlp,
+    conv) and weight dtype (``per_cores``, ``per_family``, ``per_network_kind``,
+    ``per_dtype``), and ``per_layer_kind``: per part of the per-layer breakdowns (input,
+    gate, dense, readout, conv, pool, aggregator), each point's measured and predicted time
+    in parts of that kind summed, then the statistics over the points that have one."""
+    def split(key) -> dict:
+        out = {}
+        for v in sorted({r[key] for r in rows}, key=str):
+            sel = [r for r in rows if r[key] == v]
+            out[str(v)] = error_stats([r["predicted_s"] for r in sel],
+                                      [r["measured_s"] for r in sel])
+        return out
+    per_kind: dict[str, tuple[list, list]] = {}
+    for r in rows:
+        sums: dict[str, list[float]] = {}
+        for part, kind in r.get("layer_kinds", {}).items():
+            m = r.get("measured_per_layer_s", {}).get(part)
+            p = r.get("predicted_per_layer_s", {}).get(part)
+            if m is None or p is None:
+                continue
+            acc = sums.setdefault(kind, [0.0, 0.0])
+            acc[0] += p
+            acc[1] += m
+        for kind, (p, m) in sums.items():
+            if m > 0:
+                per_kind.setdefault(kind, ([], []))
+                per_kind[kind][0].append(p)
+                per_kind[kind][1].append(m)
+    return {"per_cores": split("cores"), "per_family": split("family"),
+            "per_network_kind": split("kind"), "per_dtype": split("weight_dtype"),
+            "per_layer_kind": {k: error_stats(p, m) for k, (p, m) in sorted(per_kind.items())}}
+
+
 def family_ranking(rows: list[dict]) -> dict:
     """Within each comparison group (same ``group``, cores and input scale) holding several
     families: is the predicted order of latencies the measured one? Each pair of points is
@@ -132,8 +166,20 @@ def summary_text(summary: dict) -> str:
         rank += (" (right in every pair the measurement resolves; " if
                  fr["all_right_where_resolved"] else " (also where the measurement resolves; ")
         rank += f"{fr['ties']} measured tie(s))"
-    return (f"{s['n_points']} points: latency MAPE {s['latency_mape_pct']:.1f} %, max error "
-            f"{s['max_error_pct']:.1f} %, bias {s['bias_pct']:+.1f} %, Spearman "
-            f"{s['spearman']:.3f}, family ranking {rank}; median spread of the measured "
-            f"passes {100 * s['measured_spread_median']:.0f} %")
+    mode = "costs re-timed before every point" if s.get("recalibrate") else \
+        "profile as detected"
+    lines = [f"{s['n_points']} points ({mode}): latency MAPE {s['latency_mape_pct']:.1f} %, "
+             f"max error {s['max_error_pct']:.1f} %, bias {s['bias_pct']:+.1f} %, Spearman "
+             f"{s['spearman']:.3f}, family ranking {rank}; median spread of the measured "
+             f"passes {100 * s['measured_spread_median']:.0f} %"]
+    for key, what in (("per_cores", "cores"), ("per_family", "family"),
+                      ("per_network_kind", "network"), ("per_dtype", "dtype"),
+                      ("per_layer_kind", "layer kind")):
+        if s.get(key):
+            lines.append(f"  by {what}: " + ", ".join(
+                f"{k} {v['latency_mape_pct']:.1f} % ({v['n_points']})"
+                for k, v in s[key].items()))
+    for u in s.get("unmeasured", []):
+        lines.append(f"  not measured: {u['point']} (cores {u['cores']}): {u['reason']}")
+    return "\n".join(lines)
 
