@@ -264,9 +264,10 @@ def cmd_sweep(args) -> int:
 
 def cmd_hw_detect(args) -> int:
     from hwmodels.detect import to_yaml
-    from simsnn.host.detect import detect_profile, write_profile
+    from simsnn.host.detect import detect_profile, stability_text, write_profile
     say = (lambda m: print(m, file=sys.stderr)) if not args.quiet else None
-    det = detect_profile(quick=args.quick, rounds=args.rounds, name=args.name, progress=say)
+    det = detect_profile(quick=args.quick, rounds=args.rounds, max_rounds=args.max_rounds,
+                         name=args.name, progress=say)
     if args.output:
         write_profile(det, args.output)
         print(f"wrote {args.output}")
@@ -274,6 +275,7 @@ def cmd_hw_detect(args) -> int:
         print(to_yaml(det.hardware, det.header))
     if det.noisy:
         print(f"noisy (run-to-run spread over 5 %): {', '.join(det.noisy)}", file=sys.stderr)
+    print(f"stability: {stability_text(det.stability)}", file=sys.stderr)
     return 0
 
 
@@ -391,8 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", help="YAML file to write (default: print it)")
     r.add_argument("--quick", action="store_true", help="smaller, faster calibration")
     r.add_argument("--rounds", type=_positive_int, default=3,
-                   help="rounds of the program's micro-benchmarks, each timing at its best "
-                        "over them (default 3; --quick: 1)")
+                   help="rounds of the program's micro-benchmarks at least, each timing at "
+                        "its best over them (default 3; --quick: 1)")
+    r.add_argument("--max-rounds", type=_positive_int, default=8,
+                   help="more rounds, up to this many, while a figure still moves or the "
+                        "machine ran slowed (default 8)")
     r.add_argument("--name", default="host")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(fn=cmd_hw_detect)

@@ -102,6 +102,18 @@ def unsettled(prev: dict, last: dict, tol: float = 0.05, floor: float = 0.5) -> 
     return out
 
 
+def core_counts(cores: int) -> list[int]:
+    """The core counts whose multi-core figures a profile of ``cores`` cores holds: the
+    powers of two from 2 below it, and ``cores`` (none for one core)."""
+    if cores < 2:
+        return []
+    out, n = [], 2
+    while n < cores:
+        out.append(n)
+        n *= 2
+    return out + [cores]
+
+
 def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
                       quick: bool = False, cores: int = 1,
                       private_bytes: int | None = None,
@@ -149,8 +161,15 @@ def calibrate_program(clock_hz: float, simd_width: int, repeat: int = 5,
         from simsnn.host.calibrate_memory import cache_stalls
         out.update(cache_stalls(clock_hz, levels, 3 if quick else 5))
     out["task"] = task_overhead(clock_hz, repeat, inner)
-    out["sync"] = sync_overhead(clock_hz, repeat, inner, cores, out["task"]["seconds"])
-    out["parallel"] = time_parallel_efficiency(repeat, inner, cores)
+    # the multi-core figures at every core count a workload may run on (2, 4, 8, ...)
+    counts = core_counts(cores)
+    out["sync_cores"] = {n: sync_overhead(clock_hz, repeat, inner, n, out["task"]["seconds"])
+                         for n in counts}
+    out["parallel_cores"] = {n: time_parallel_efficiency(repeat, inner, n) for n in counts}
+    out["sync"] = out["sync_cores"][cores] if counts else \
+        sync_overhead(clock_hz, repeat, inner, 1, 0.0)
+    out["parallel"] = out["parallel_cores"][cores] if counts else \
+        time_parallel_efficiency(repeat, inner, 1)
     out["noisy"] = [k for k, v in out.items() if isinstance(v, dict) and v.get("spread", 0)
                     > 0.05]
     return out
@@ -190,6 +209,10 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
                             if f"cold.{k}" in prog},
             "cycles_per_sync": prog["sync"]["cycles"],
             "parallel_efficiency": prog["parallel"]["efficiency"]}
+    if prog.get("parallel_cores"):
+        over["parallel_efficiency_cores"] = {n: v["efficiency"]
+                                             for n, v in prog["parallel_cores"].items()}
+        over["cycles_per_sync_cores"] = {n: v["cycles"] for n, v in prog["sync_cores"].items()}
     # the DRAM stall only where it was timed (a calibration without ``dram`` leaves the
     # profile's figure as it is rather than writing 0 over it)
     over.update({f"cycles_per_{k}": prog[k]["cycles"] for k in ("dram_line", "dram_run")
@@ -253,7 +276,9 @@ def program_overrides(prog: dict, date: str) -> tuple[dict, list[str], str]:
                     f"{v['run']['seconds'] * 1e9:.3f} ns per run")
     for lv in prog.get("level_stall_skipped", []):
         rows.append(f"  stall.{lv:<8} not timed: less than 8x the level above it")
-    rows.append(f"  parallel       efficiency {par['efficiency']:.2f} on {par['cores']} cores, "
-                f"spread {100 * par['spread']:5.1f} %")
+    for n, p in (prog.get("parallel_cores") or {par["cores"]: par}).items():
+        sync = prog.get("sync_cores", {}).get(n, prog["sync"])
+        rows.append(f"  parallel       efficiency {p['efficiency']:.2f} on {n} cores, "
+                    f"spread {100 * p['spread']:5.1f} %; sync {sync['seconds'] * 1e9:.0f} ns")
     return over, [src], "\n".join(rows)
 

@@ -138,3 +138,56 @@ def threads(n: int):
     finally:
         numba.set_num_threads(before)
 
+
+
+def speed_probe(repeat: int = 3, n: int = 1 << 21) -> float:
+    """Seconds of a fixed chain of ``n`` dependent integer add/xor pairs (hwmodels'
+    clock benchmark, about a millisecond), the best of ``repeat``: how fast this core runs
+    scalar code right now. Against its best in a session it tells a round taken while the
+    machine was slowed (another tenant on the core, a lower clock) from a quiet one."""
+    from hwmodels.calibrate import _clock_chain
+    a, b = 0x9E3779B97F4A7C15 & 0x7FFFFFFF, 0x5BD1E995
+    _clock_chain(16, a, b)
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        _clock_chain(n, a, b)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+#: a round whose speed probe ran this much slower than the session's best probe was taken
+#: while the machine was slowed: it does not count as settled
+LOADED = 1.08
+
+
+class Probes:
+    """The speed probes of a session's rounds: each round is probed before and after its
+    work; :meth:`loaded` says whether either probe ran :data:`LOADED` times slower than the
+    best probe of the session."""
+
+    def __init__(self):
+        self.rounds: list[tuple[float, float]] = []
+
+    def around(self, work):
+        """Run ``work()`` between two probes; return its result."""
+        before = speed_probe()
+        out = work()
+        self.rounds.append((before, speed_probe()))
+        return out
+
+    @property
+    def best(self) -> float:
+        return min(min(r) for r in self.rounds)
+
+    def slowdown(self, i: int = -1) -> float:
+        """Round ``i``'s slower probe over the session's best."""
+        return max(self.rounds[i]) / self.best
+
+    def loaded(self, i: int = -1) -> bool:
+        return self.slowdown(i) > LOADED
+
+    def summary(self) -> dict:
+        return {"rounds": len(self.rounds),
+                "loaded": [i for i in range(len(self.rounds)) if self.loaded(i)],
+                "slowdown": [round(self.slowdown(i), 3) for i in range(len(self.rounds))]}

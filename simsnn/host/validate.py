@@ -13,6 +13,7 @@ import numpy as np
 
 from simsnn.config.validation import ValidationConfig, ValidationPoint
 from simsnn.errors import ConfigError
+from simsnn.host.timing import LOADED
 from simsnn.host.validation_report import (
     breakdowns,
     error_stats,
@@ -71,6 +72,9 @@ def _core_overrides(prog: dict, cores: int) -> dict:
     if cores < 2:
         over.pop("cycles_per_sync")
         over.pop("parallel_efficiency")
+    else:  # re-timed at the point's core count: the profile's table gives way to it
+        over["parallel_efficiency_cores"] = {cores: over["parallel_efficiency"]}
+        over["cycles_per_sync_cores"] = {cores: over["cycles_per_sync"]}
     return over
 
 
@@ -83,11 +87,15 @@ def timed_rounds(jobs: list[tuple], hw, cores: int, *, rounds: int, max_rounds: 
     pool (simsnn.host.timing.pooled_timings): each timing is its best over all
     rounds so far. At least ``rounds`` rounds, then more up to ``max_rounds`` until the last
     round improved no best-of figure (a job's measured latency, :func:`measured_latency`, or
-    a pooled timing) by more than ``settle``. Returns (per job, the measurements of every
-    round; ``hw`` with the last round's costs: simsnn.host.calibration.best_program)."""
+    a pooled timing) by more than ``settle`` and its speed probes (simsnn.host.timing.Probes,
+    before and after its measurements) found the machine at its quiet speed: a round taken
+    while the machine was slowed does not count as settled (each measurement records its
+    round's slower probe, ``probe_s``). Returns (per job, the measurements of every round; ``hw``
+    with the last round's costs: simsnn.host.calibration.best_program)."""
     from simsnn.host.calibration import best_program
     from simsnn.host.measure import measure
-    from simsnn.host.timing import pooled_timings
+    from simsnn.host.timing import Probes, pooled_timings
+    probes = Probes()
     progs: list[dict] = []
     pool: dict = {}
     gains: list[float] = []
@@ -99,14 +107,19 @@ def timed_rounds(jobs: list[tuple], hw, cores: int, *, rounds: int, max_rounds: 
                 progs.append(_program_costs(hw, cores))
             gains.append(_pool_gain(before, pool))
         first = len(runs[0])  # this round starts with job first % n
-        for k in range(len(jobs)):
-            j = (first + k) % len(jobs)
-            net, xs, y, layout = jobs[j]
-            runs[j].append(measure(net, xs, y, cores=cores, layout=layout, warmup=warmup,
-                                   repeat=repeat, seed=seed, per_layer=True))
+
+        def measure_all(first=first):
+            for k in range(len(jobs)):
+                j = (first + k) % len(jobs)
+                net, xs, y, layout = jobs[j]
+                runs[j].append(measure(net, xs, y, cores=cores, layout=layout, warmup=warmup,
+                                       repeat=repeat, seed=seed, per_layer=True))
+        probes.around(measure_all)
+        for job in runs:
+            job[-1]["probe_s"] = max(probes.rounds[-1])
         done = len(runs[0])
         if done >= rounds and (done >= max_rounds or (
-                all(_settled(job, settle) for job in runs) and
+                not probes.loaded() and all(_settled(job, settle) for job in runs) and
                 (not gains or gains[-1] <= settle))):
             break
     if not progs:
@@ -229,6 +242,13 @@ def run_validation(cfg: ValidationConfig, source: str | Path, out_dir: str | Pat
     return summary
 
 
+def _loaded_rounds(runs: list[dict]) -> int:
+    """How many of a job's rounds ran slowed: a probe over :data:`LOADED` times the best
+    probe of its rounds."""
+    probes = [r["probe_s"] for r in runs if "probe_s" in r]
+    return sum(p > LOADED * min(probes) for p in probes)
+
+
 def network_kind(net) -> str:
     """``conv`` for a network (or ensemble) with a convolution, else ``mlp``."""
     from simsnn.network import Conv2d, Ensemble
@@ -280,6 +300,8 @@ def _row(u: dict, runs: list[dict], hw, memory_mode: str) -> dict:
             "measured_uncertainty": (bests[1] - bests[0]) / bests[0] if len(bests) > 1
             else 0.0,
             "rounds": len(runs), "predicted_s": rep["latency_s"],
+            # rounds whose speed probes found the machine slowed (simsnn.host.timing.Probes)
+            "loaded_rounds": _loaded_rounds(runs),
             # where the time goes, both sides: the instrumented pass of each round (a clock
             # read around each layer), each part at its best over the rounds
             "measured_per_layer_s": {k: min(r["latency"]["per_layer_s"][k] for r in runs)
