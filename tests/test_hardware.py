@@ -308,5 +308,6 @@ def test_parallel_figures_per_core_count():
     assert [c.parallel_efficiency_at(n) for n in (2, 3, 4, 8, 16)] == [0.8, 0.8, 0.8, 0.6, 0.6]
     assert [c.cycles_per_sync_at(n) for n in (2, 4, 16)] == [500, 500, 500]
     assert CoreSpec(count=2, frequency=3e9).parallel_efficiency_at(2) == 1.0
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+    with pytest.raises(ValidationError):
         CoreSpec(count=2, frequency=3e9, parallel_efficiency_cores={1: 0.5})
