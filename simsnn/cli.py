@@ -224,6 +224,12 @@ def cmd_validate(args) -> int:
         cfg = cfg.model_copy(update={"samples": args.samples})
     if args.recalibrate is not None:
         cfg = cfg.model_copy(update={"recalibrate": args.recalibrate})
+    if cfg.reference == "cachegrind":
+        from simsnn.host.cachegrind import traffic_text, validate_traffic
+        summary = validate_traffic(cfg, args.config, args.output)
+        print(traffic_text(summary))
+        print(f"wrote {args.output}/summary.json, points.csv, points.json")
+        return 0
     summary = run_validation(cfg, args.config, args.output)
     print(summary_text(summary))
     print(f"wrote {args.output}/summary.json, points.csv, points.json"

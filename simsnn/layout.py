@@ -3,7 +3,10 @@
 Regions are allocated one after the other from address 0: arrays of at least ``align`` bytes on
 ``align`` boundaries (pages), smaller ones packed on ``small_align`` (cache lines). Unit
 storage order: gated layers with ``groups: contiguous`` store shared units first, then group 0,
-group 1, ...; otherwise units keep their index order. See docs/workload.md.
+group 1, ...; otherwise units keep their index order. Every array the measured program's
+kernels touch has a region, its scratch included: the input values and event lists of every
+time step (layer-major keeps all T lists of a layer), each layer's input-to-row and
+storage-to-unit maps, the cores' spike lists. See docs/workload.md.
 """
 from __future__ import annotations
 
@@ -36,13 +39,18 @@ class LayerLayout:
 
 @dataclass
 class NetworkLayout:
-    """Layouts of every layer (ensemble members one after the other) plus shared buffers."""
+    """Layouts of every layer (ensemble members one after the other) plus shared buffers.
+    ``steps``: the time steps the event lists hold; ``cores``: the spike lists'; ``units``:
+    the length of the spike lists (the most outputs of any layer)."""
 
     config: LayoutConfig
     weight_bytes: int  # bytes per weight
     members: list[tuple[str, Network, list[LayerLayout]]]
     regions: dict[str, tuple[int, int]]
     total_bytes: int
+    steps: int = 1
+    cores: int = 1
+    units: int = 1
 
 
 class _Allocator:
@@ -78,7 +86,7 @@ def storage_perm(groups: np.ndarray | None, n: int, mode: str) -> np.ndarray:
 
 
 def _member_layout(net: Network, prefix: str, cfg: LayoutConfig, wb: int, alloc: _Allocator,
-                   input_binary: bool) -> list[LayerLayout]:
+                   input_binary: bool, steps: int) -> list[LayerLayout]:
     out: list[LayerLayout] = []
     prev_perm: np.ndarray | None = None  # storage order of the previous layer's units
     prev_shape: tuple[int, ...] = tuple(net.input_shape)
@@ -97,7 +105,10 @@ def _member_layout(net: Network, prefix: str, cfg: LayoutConfig, wb: int, alloc:
                 ll.regions["bias"] = alloc(f"{key}.bias", n_out * wb)
             ll.regions["current"] = alloc(f"{key}.current", n_out * 4)
             ll.regions["state"] = alloc(f"{key}.state", n_out * 4)
-            ll.regions["events_out"] = alloc(f"{key}.events", n_out * 4)
+            ll.regions["in_perm"] = alloc(f"{key}.in_perm", n_in * 8)
+            if kind == "dense":  # the merged spikes of every step (unit indices)
+                ll.regions["inv_perm"] = alloc(f"{key}.inv_perm", n_out * 8)
+                ll.regions["events_out"] = alloc(f"{key}.events", steps * n_out * 4)
             binary = True
         elif isinstance(layer, Conv2d):
             c, _, _ = layer.in_shape
@@ -111,7 +122,9 @@ def _member_layout(net: Network, prefix: str, cfg: LayoutConfig, wb: int, alloc:
                 ll.regions["bias"] = alloc(f"{key}.bias", o * wb)
             ll.regions["current"] = alloc(f"{key}.current", o * ho * wo * 4)
             ll.regions["state"] = alloc(f"{key}.state", o * ho * wo * 4)
-            ll.regions["events_out"] = alloc(f"{key}.events", o * ho * wo * 4)
+            ll.regions["in_perm"] = alloc(f"{key}.in_perm", c * 8)
+            ll.regions["inv_perm"] = alloc(f"{key}.inv_perm", o * 8)
+            ll.regions["events_out"] = alloc(f"{key}.events", steps * o * ho * wo * 4)
             binary = True
         elif isinstance(layer, AvgPool2d):
             if layer.stride != layer.kernel:
@@ -119,7 +132,8 @@ def _member_layout(net: Network, prefix: str, cfg: LayoutConfig, wb: int, alloc:
             c, hp, wp = layer.out_shape
             ll = LayerLayout(key, layer, "pool", perm=prev_perm, binary_inputs=binary)
             ll.regions["pooled"] = alloc(f"{key}.pooled", c * hp * wp * 4)
-            ll.regions["events_out"] = alloc(f"{key}.events", c * hp * wp * 8)
+            # every step's graded events: the index lists, then the value lists
+            ll.regions["events_out"] = alloc(f"{key}.events", steps * c * hp * wp * 8)
             binary = False
         elif isinstance(layer, Flatten):
             ll = LayerLayout(key, layer, "flatten", perm=prev_perm)
@@ -148,27 +162,42 @@ def kind_has_units(ll: LayerLayout) -> bool:
 
 
 def build_layout(net: AnyNetwork, cfg: LayoutConfig | None = None,
-                 input_binary: bool | None = None) -> NetworkLayout:
-    """Allocate every array of ``net`` for the event-driven program. ``input_binary``: the
-    input events are 0/1 spikes (default: only with rate coding)."""
+                 input_binary: bool | None = None, steps: int | None = None,
+                 cores: int = 1) -> NetworkLayout:
+    """Allocate every array of ``net`` for the event-driven program on ``cores`` cores over
+    ``steps`` time steps (default: the network's). ``input_binary``: the input events are
+    0/1 spikes (default: only with rate coding)."""
     cfg = cfg or LayoutConfig()
     dtype = cfg.weight_dtype or net.weight_dtype
     wb = DTYPE_BYTES[dtype]
+    T = int(steps or net.timesteps)
     alloc = _Allocator(cfg.align, cfg.small_align)
     n_in = int(np.prod(net.input_shape))
-    alloc("input", n_in * 4)
-    alloc("input.events", n_in * 8)
+    alloc("input", T * n_in * 4)  # every step's input values
+    alloc("input.events", T * n_in * 8)  # every step's index lists, then value lists
     binary = net.coding == "rate" if input_binary is None else input_binary
     members: list[tuple[str, Network, list[LayerLayout]]] = []
     if isinstance(net, Ensemble):
         for i, m in enumerate(net.members):
-            members.append((f"m{i}.", m, _member_layout(m, f"m{i}.", cfg, wb, alloc, binary)))
+            members.append((f"m{i}.", m, _member_layout(m, f"m{i}.", cfg, wb, alloc, binary,
+                                                        T)))
         a = net.aggregator
         alloc("aggregator", ((a.in_features + 1) * a.hidden + (a.hidden + 1) *
                              a.out_features) * wb)
     else:
-        members.append(("", net, _member_layout(net, "", cfg, wb, alloc, binary)))
+        members.append(("", net, _member_layout(net, "", cfg, wb, alloc, binary, T)))
         if net.gate is not None:
             alloc("gate.weights", net.gate.n_params * wb)
             alloc("gate.features", net.gate.num_features * 4)
-    return NetworkLayout(cfg, wb, members, dict(alloc.regions), alloc.top)
+    # the cores' spike lists (a storage index per update, kept per spike) and their counts,
+    # and the conv merge's counts per channel: one scratch for every layer
+    units = max([n_in] + [_outputs(ll) for _, _, lls in members for ll in lls])
+    alloc("spikes", cores * T * units * 8)
+    alloc("spikes.count", cores * T * 8)
+    alloc("merge.first", (units + 1) * 8)
+    return NetworkLayout(cfg, wb, members, dict(alloc.regions), alloc.top, T, cores, units)
+
+
+def _outputs(ll: LayerLayout) -> int:
+    """The outputs of a layer per step (units x positions; a pool's windows)."""
+    return int(np.prod(ll.layer.out_shape))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveInt, field_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
+from hwmodels.spec import Bytes
 from simsnn.config.base import FORMAT_VERSION, Strict
 from simsnn.config.layout import LayoutConfig
 
@@ -32,6 +33,43 @@ class ValidationPoint(Strict):
         if not v or any(s <= 0 for s in v):
             raise ValueError("input scales must be positive")
         return v
+
+
+class CacheLevelConfig(Strict):
+    """One simulated cache level of the cachegrind reference (valgrind's cache simulator
+    and the simulator's: true LRU, write-allocate)."""
+
+    size: Bytes = Field(gt=0, description="Capacity, e.g. '32 KiB'.")
+    ways: PositiveInt = Field(description="Associativity.")
+    line: Bytes = Field(64, gt=0, description="Line size (a power of two).")
+
+    @model_validator(mode="after")
+    def _geometry(self) -> "CacheLevelConfig":
+        line, size = int(self.line), int(self.size)
+        if line & (line - 1):
+            raise ValueError(f"line size {line} B is not a power of two")
+        sets = size // (line * self.ways)
+        if size % (line * self.ways) or sets & (sets - 1):
+            raise ValueError(f"size {size} B over {self.ways} ways of {line} B lines is not a "
+                             f"power-of-two number of sets (valgrind needs one)")
+        return self
+
+
+class CachegrindConfig(Strict):
+    """The deterministic reference for memory traffic: the measured program's kernels run
+    under valgrind's cache simulator (callgrind --cache-sim=yes), the simulator replays the
+    same samples on the same two levels, and their misses are compared."""
+
+    D1: CacheLevelConfig = Field(default_factory=lambda: CacheLevelConfig(size=32768, ways=8),
+                                 description="The first-level data cache.")
+    LL: CacheLevelConfig = Field(default_factory=lambda: CacheLevelConfig(size=1 << 20,
+                                                                          ways=16),
+                                 description="The last-level cache (valgrind's LL: it sees "
+                                 "the first level's misses, no write-backs).")
+    I1: CacheLevelConfig = Field(default_factory=lambda: CacheLevelConfig(size=32768, ways=8),
+                                 description="The instruction cache valgrind also simulates "
+                                 "(its misses reach LL).")
+    valgrind: str = Field("valgrind", description="The valgrind executable.")
 
 
 class ValidationConfig(Strict):
@@ -70,4 +108,10 @@ class ValidationConfig(Strict):
                               "as detected, as a user predicts networks from one detection; "
                               "on, the host's drift between the detection and a point is "
                               "taken out (a second figure, reported beside the first).")
+    reference: Literal["timing", "cachegrind"] = Field(
+        "timing", description="timing: measure latency on this CPU and compare it with the "
+        "predicted latency; cachegrind: count the program's cache misses under valgrind's "
+        "cache simulator and compare them with the simulator's (one core, `samples` "
+        "samples per point, `cachegrind` geometry).")
+    cachegrind: CachegrindConfig = Field(default_factory=CachegrindConfig)
     points: list[ValidationPoint] = Field(min_length=1)

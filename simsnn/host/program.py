@@ -88,6 +88,7 @@ class _Syn:
     neuron: tuple
     geom: tuple = ()  # conv: (H, W, K, stride, padding, Ho, Wo, O)
     n_pos: int = 1  # output positions per unit (conv: Ho x Wo)
+    events: np.ndarray | None = None  # (T, outputs) int32: each step's merged spikes
 
 
 @dataclass
@@ -95,6 +96,8 @@ class _Pool:
     ll: LayerLayout
     geom: tuple  # (H, W, k, Hp, Wp)
     pooled: np.ndarray  # float32 (C x Hp x Wp), arena view
+    events: np.ndarray  # (T, C x Hp x Wp) int32 index lists
+    values: np.ndarray  # (T, C x Hp x Wp) float32 value lists
 
 
 def _lap(timer: dict | None, key: str, t0: float) -> float:
@@ -110,7 +113,11 @@ class MeasuredProgram:
     """The arrays and kernels of one network's measured program (``cores`` threads)."""
 
     def __init__(self, net: AnyNetwork, layout: LayoutConfig | None = None, cores: int = 1,
-                 input_binary: bool | None = None):
+                 input_binary: bool | None = None, kernels=None, align: int = 4096):
+        """``kernels``: the module of compiled kernels to call (default simsnn.host.kernels;
+        simsnn.host.counted counts them under valgrind); ``align``: the arena's alignment
+        (a page; a cache's set span to map every layout offset onto its simulated set)."""
+        self.k = kernels or mk
         if cores < 1:
             raise MeasureError("cores must be at least 1")
         why = unsupported(net, layout)
@@ -118,10 +125,11 @@ class MeasuredProgram:
             raise MeasureError(f"the measured program cannot run {net.name}: {why[0]}")
         self.net, self.cores = net, cores
         self.input_binary = net.coding == "rate" if input_binary is None else input_binary
-        self.lay = build_layout(net, layout, self.input_binary)
+        self.lay = build_layout(net, layout, self.input_binary, cores=cores)
+        self.steps = self.lay.steps
         self.dtype = {4: "fp32", 2: "fp16", 1: "int8"}[self.lay.weight_bytes]
         # one arena, page-aligned, every array at its layout offset
-        self.arena = aligned_arena(self.lay.total_bytes, 4096)
+        self.arena = aligned_arena(self.lay.total_bytes, max(int(align), 4096))
         self.members: list[tuple[Network, list]] = []
         for _, member, layers in self.lay.members:
             stages: list = []
@@ -143,14 +151,6 @@ class MeasuredProgram:
         if isinstance(net, Ensemble):
             self.agg = self._mlp("aggregator", net.aggregator.params, ("w1", "b1", "w2", "b2"))
         self.n_in = int(np.prod(net.input_shape))
-        sizes = [self.n_in]
-        for _, stages in self.members:
-            for st in stages:
-                if isinstance(st, _Syn):
-                    sizes.append(st.w.shape[1] * st.n_pos)
-                elif isinstance(st, _Pool):
-                    sizes.append(st.pooled.shape[0])
-        self.max_units = max(sizes)
         self._seg_cache: dict = {}
 
     def _view(self, region: str, dtype, shape) -> np.ndarray:
@@ -188,6 +188,14 @@ class MeasuredProgram:
             bias[ll.perm] = bbits
         inv = np.empty_like(ll.perm)
         inv[ll.perm] = np.arange(ll.perm.shape[0])
+        in_perm = self._view(f"{ll.key}.in_perm", np.int64, (ll.in_perm.shape[0],))
+        in_perm[...] = ll.in_perm
+        events = None
+        if "inv_perm" in ll.regions:
+            inv_v = self._view(f"{ll.key}.inv_perm", np.int64, (inv.shape[0],))
+            inv_v[...] = inv
+            inv = inv_v
+            events = self._view(f"{ll.key}.events", np.int32, (self.steps, n_out * n_pos))
         p = layer.neuron
         neuron = (_F32(0), _F32(0), False, _F32(0)) if p is None else \
             (_F32(p.leak), _F32(p.threshold), bool(p.soft_reset), _F32(p.v_reset))
@@ -195,15 +203,17 @@ class MeasuredProgram:
         return _Syn(ll, kind, w, _F32(wscale), bias, _F32(bscale),
                     self._view(f"{ll.key}.current", np.float32, (n_out * n_pos,)),
                     self._view(f"{ll.key}.state", np.float32, (n_out * n_pos,)),
-                    np.ascontiguousarray(ll.in_perm, np.int64), inv.astype(np.int64), neuron,
-                    tuple(int(v) for v in geom), n_pos)
+                    in_perm, inv, neuron, tuple(int(v) for v in geom), n_pos, events)
 
     def _pool(self, ll: LayerLayout) -> _Pool:
         layer = ll.layer
         c, h, w = layer.in_shape
         _, hp, wp = layer.out_shape
+        n = c * hp * wp
+        both = self._view(f"{ll.key}.events", np.int32, (2, self.steps, n))
         return _Pool(ll, (h, w, layer.kernel, hp, wp),
-                     self._view(f"{ll.key}.pooled", np.float32, (c * hp * wp,)))
+                     self._view(f"{ll.key}.pooled", np.float32, (n,)), both[0],
+                     both[1].view(np.float32))
 
     def _mlp(self, region: str, params: dict, names: tuple[str, ...]) -> dict:
         """Views of a small MLP's parameters (gate, aggregator) written at ``region``, in
@@ -251,9 +261,9 @@ class MeasuredProgram:
     # -- one inference ---------------------------------------------------------------------
     def _decide(self, feat: np.ndarray) -> np.ndarray:
         g, v = self.gate
-        scores = mk.gate_mlp(feat, v["w1"], v["b1"], v["w2"], v["b2"], g.kind == "mlp", False,
+        scores = self.k.gate_mlp(feat, v["w1"], v["b1"], v["w2"], v["b2"], g.kind == "mlp", False,
                              v["scales"])
-        return select_groups(scores, g.class_to_groups, g.top_k)
+        return self.k.select_top(scores, g.class_to_groups, int(g.top_k))
 
     def _run_syn(self, lp: _Syn, T: int, ev: tuple, groups, buf: dict) -> None:
         s0, sl, ptr = self._segments(lp, groups)
@@ -264,16 +274,16 @@ class MeasuredProgram:
         if lp.kind == "conv":
             args += (lp.geom,)
             if self.cores == 1:
-                mk.conv_one_core(*args, *tail, s0, sl, leak, thr, soft, vr, buf["spk"],
+                self.k.conv_one_core(*args, *tail, s0, sl, leak, thr, soft, vr, buf["spk"],
                                  buf["spk_n"])
             else:
-                mk.conv_cores(*args, *tail, s0, sl, ptr, leak, thr, soft, vr, buf["spk"],
+                self.k.conv_cores(*args, *tail, s0, sl, ptr, leak, thr, soft, vr, buf["spk"],
                               buf["spk_n"])
         elif self.cores == 1:
-            mk.layer_one_core(*args, *tail, s0, sl, lp.kind == "readout", leak, thr, soft, vr,
+            self.k.layer_one_core(*args, *tail, s0, sl, lp.kind == "readout", leak, thr, soft, vr,
                               buf["spk"], buf["spk_n"])
         else:
-            mk.layer_cores(*args, *tail, s0, sl, ptr, lp.kind == "readout", leak, thr, soft,
+            self.k.layer_cores(*args, *tail, s0, sl, ptr, lp.kind == "readout", leak, thr, soft,
                            vr, buf["spk"], buf["spk_n"])
 
     def infer(self, x_t: np.ndarray, static_x: np.ndarray, buf: dict,
@@ -283,7 +293,7 @@ class MeasuredProgram:
         accumulates seconds per layer (instrumented mode: a clock read around each layer)."""
         T = x_t.shape[0]
         t0 = time.perf_counter() if timer is not None else 0.0
-        in_n = mk.encode_input(x_t, buf["in_idx"], buf["in_val"])
+        in_n = self.k.encode_input(x_t, buf["in_idx"], buf["in_val"])
         t0 = _lap(timer, "input", t0)
         gate = self.gate[0] if self.gate is not None else None
         groups = None
@@ -294,32 +304,30 @@ class MeasuredProgram:
         for _, stages in self.members:
             ev = (buf["in_idx"], buf["in_val"], in_n, self.input_binary)
             score = None
-            slot = 0  # the event buffers alternate between the layers that write one
             for li, st in enumerate(stages):
                 if gate is not None and li == gate.position and li > 0:
-                    feat = buf["feat"][:gate.num_features]
-                    mk.rate_features(ev[0], ev[1], ev[2], ev[3], feat)
+                    feat = buf["feat"]
+                    self.k.rate_features(ev[0], ev[1], ev[2], ev[3], feat)
                     groups = self._decide(feat)
                     t0 = _lap(timer, "gate", t0)
                 if st is None:  # flatten: event indices are already flat (c, y, x)
                     continue
-                out_idx, out_val = buf["ev"][slot], buf["val"][slot]
-                slot = 1 - slot
                 if isinstance(st, _Pool):
-                    n = mk.pool_layer(ev[0], ev[2], st.geom, st.pooled, out_idx, out_val)
-                    ev = (out_idx, out_val, n, False)
+                    n = self.k.pool_layer(ev[0], ev[2], st.geom, st.pooled, st.events, st.values)
+                    ev = (st.events, st.values, n, False)
                     t0 = _lap(timer, st.ll.key, t0)
                     continue
                 self._run_syn(st, T, ev, groups, buf)
                 if st.kind == "readout":
                     score = st.state[st.ll.perm] / _F32(T)
                 else:
+                    out_idx = st.events
                     if st.kind == "conv":
-                        n = mk.merge_conv_events(buf["spk"], buf["spk_n"], st.inv_perm,
+                        n = self.k.merge_conv_events(buf["spk"], buf["spk_n"], st.inv_perm,
                                                  st.w.shape[1], st.n_pos, out_idx,
                                                  buf["first"])
                     else:
-                        n = mk.merge_events(buf["spk"], buf["spk_n"], st.inv_perm, out_idx)
+                        n = self.k.merge_events(buf["spk"], buf["spk_n"], st.inv_perm, out_idx)
                     ev = (out_idx, buf["in_val"], n, True)
                     if "record" in buf:  # spikes as a (T, units) bool array, unit order
                         sp = np.zeros((T, st.w.shape[1] * st.n_pos), bool)
@@ -329,29 +337,32 @@ class MeasuredProgram:
                 t0 = _lap(timer, st.ll.key, t0)
             if score is None:  # a spiking last layer: each unit's spike rate
                 score = np.zeros(stages[-1].w.shape[1] * stages[-1].n_pos, np.float32)
-                mk.rate_features(ev[0], ev[1], ev[2], ev[3], score)
+                self.k.rate_features(ev[0], ev[1], ev[2], ev[3], score)
             outs.append(score)
         if self.agg is not None:
             v = self.agg
-            out = mk.gate_mlp(np.concatenate(outs), v["w1"], v["b1"], v["w2"], v["b2"], True,
+            out = self.k.gate_mlp(np.concatenate(outs), v["w1"], v["b1"], v["w2"], v["b2"], True,
                               self.net.aggregator.activation == "sigmoid", v["scales"])
             _lap(timer, "aggregator", t0)
             return out
         return outs[0]
 
-    def buffers(self, T: int) -> dict:
-        """Scratch arrays of the driver: per-step event lists (index, value; the simulator
-        prices one event buffer per layer, layer-major needs one per step), spike lists per
-        core, the conv merge's and the gate's scratch."""
-        n = self.max_units
-        return {"in_idx": np.zeros((T, self.n_in), np.int32),
-                "in_val": np.zeros((T, n), np.float32),
-                "ev": [np.zeros((T, n), np.int32) for _ in range(2)],
-                "val": [np.zeros((T, n), np.float32) for _ in range(2)],
-                "spk": np.zeros((self.cores, T, n), np.int64),
-                "spk_n": np.zeros((self.cores, T), np.int64),
-                "first": np.zeros(n + 1, np.int64),
-                "feat": np.zeros(n, np.float32)}
+    def buffers(self, T: int | None = None) -> dict:
+        """The driver's arrays, all in the arena at their layout regions: the input values
+        and event lists of every step, the cores' spike lists, the conv merge's and the
+        gate's scratch."""
+        if T is not None and T != self.steps:
+            raise MeasureError(f"the program holds {self.steps} time steps, not {T}")
+        T, n_in, units = self.steps, self.n_in, self.lay.units
+        ev = self._view("input.events", np.int32, (2, T, n_in))
+        feat = self._view("gate.features", np.float32, (self.gate[0].num_features,)) \
+            if self.gate is not None else np.zeros(1, np.float32)
+        return {"input": self._view("input", np.float32, (T, n_in)),
+                "in_idx": ev[0], "in_val": ev[1].view(np.float32),
+                "spk": self._view("spikes", np.int64, (self.cores, T, units)),
+                "spk_n": self._view("spikes.count", np.int64, (self.cores, T)),
+                "first": self._view("merge.first", np.int64, (units + 1,)),
+                "feat": feat}
 
 
 def select_groups(scores: np.ndarray, class_to_groups: np.ndarray, top_k: int) -> np.ndarray:
@@ -377,10 +388,13 @@ def run_measured(prog: MeasuredProgram, inputs: np.ndarray, seed: int = 0,
         buf["record"] = {}
     scores, secs = [], np.empty(x.shape[0])
     clock = time.perf_counter
+    gate0 = prog.gate is not None and prog.gate[0].position == 0
     for b in range(x.shape[0]):
-        xb = np.ascontiguousarray(ev[b])
+        buf["input"][...] = ev[b]  # the sample arrives in the program's input region
+        if gate0:
+            buf["feat"][...] = static[b]
         t0 = clock()
-        scores.append(prog.infer(xb, static[b], buf, timer))
+        scores.append(prog.infer(buf["input"], buf["feat"], buf, timer))
         secs[b] = clock() - t0
     if record is not None:
         record.update({k: np.stack(v) for k, v in buf["record"].items()})
