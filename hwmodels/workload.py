@@ -107,5 +107,6 @@ def concat(workloads: list[Workload]) -> Workload:
         kinds, [n for w in workloads for n in w.phase_names],
         max(w.n_cores for w in workloads),
         {k: np.concatenate([w.phase_info[k] for w in workloads]) for k in info_keys},
-        dict(workloads[0].meta),
+        # the first workload's meta, less what indexes its accesses (they have moved)
+        {k: v for k, v in workloads[0].meta.items() if k != "kernel_calls"},
     )

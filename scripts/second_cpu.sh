@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Host detection and validation on a second CPU (issue 4, section 4), as one prepared script.
+# Host detection and validation on a second CPU (the fidelity issue's second CPU), as one prepared script.
 #
 # Here (with network access to PyPI), once:   scripts/second_cpu.sh download
 #   fetches wheels of the dependencies the device machine lacks (simpy, pydantic and its
@@ -8,7 +8,7 @@
 # There (numpy, scipy, numba, pyyaml, h5py, tqdm present):   scripts/second_cpu.sh run
 #   installs those wheels into /tmp/site (when .whl/ holds any), records the machine and
 #   scripts/parallel_probe.py's parallel-call timings (env.txt), detects the host
-#   (host.yaml, detect.log) and validates configs/validation/many-cores.yaml at 1, 4, 8 and 16 cores (those above the cores this
+#   (host.yaml, detect.log) and validates configs/validation/many-cores.yaml at 1, 2, 4, 8 and 16 cores (those above the cores this
 #   process may use are left out) on the detected profile: validate.log, summary.json,
 #   points.csv, points.json, predicted_vs_measured.png, all in $OUT (or ./second-cpu-out).
 #   SECOND_CPU_BUDGET (seconds, default 540) bounds detection + validation together; the
@@ -55,7 +55,7 @@ case "${1:-}" in
     else
       echo "== hw detect ($(date -u +%T))"
       # one round of the program benchmarks: validation re-times them in its own rounds
-      timeout 240 python3 -m simsnn.cli hw detect --rounds 1 -o "$out/host.yaml" 2>&1 \
+      timeout 240 python3 -m simsnn.cli hw detect --rounds 1 --max-rounds 3 -o "$out/host.yaml" 2>&1 \
         | tee "$out/detect.log"
       hw="$out/host.yaml"
     fi

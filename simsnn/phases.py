@@ -65,9 +65,11 @@ class Lowerer:
         parts = acc.encoder(base + 4 * t * n, idx + 4 * t * n, val + 4 * t * n, n,
                             int(np.count_nonzero(x_t)))
         ops = {"input_op": n}
+        calls: tuple[int, ...] = ()
         if self._calls(t):
             ops["call"] = 1  # the driver's call of the compiled encoder
-        self.b.task(ph, 0, parts, ops)
+            calls = (0,)
+        self.b.task(ph, 0, parts, ops, calls)
 
     def _small_mlp(self, region: str, n_in: int, rows_in: np.ndarray, hidden: int,
                    n_out: int, act: str | None) -> tuple[list[tuple], dict[str, float]]:
@@ -107,11 +109,14 @@ class Lowerer:
         fb, _ = self.lay.regions["gate.features"]
         flat = np.asarray(cur).reshape(cur.shape[0], -1)
         ops: dict[str, float] = {}
+        calls = [0]  # kernels.rate_features (after layer 0) or the small MLP
         if g.position > 0:
             per_step = [np.nonzero(flat[t])[0] for t in range(flat.shape[0])]
             parts = acc.rate_features(src, per_step, graded, fb, g.num_features)
             ops = {"pool_op": int(sum(e.shape[0] for e in per_step)),
                    "input_op": g.num_features}
+            calls.append(len(parts))  # the small MLP reads the features first
+            parts.append((np.array([fb]), np.array([4 * g.num_features]), False))
         else:
             parts = [(np.array([fb]), np.array([4 * g.num_features]), False)]
         if g.kind != "oracle":
@@ -125,7 +130,7 @@ class Lowerer:
                 ops[k] = ops.get(k, 0) + v
             ops["gate_select"] = 1
         ops["call"] = 1
-        self.b.task(ph, 0, parts, ops)
+        self.b.task(ph, 0, parts, ops, tuple(calls))
 
     def aggregator_phase(self, sample: int, net: Ensemble) -> None:
         """The ensemble's aggregator MLP on the members' scores, once per inference (the
@@ -135,7 +140,7 @@ class Lowerer:
         parts, ops = self._small_mlp("aggregator", a.in_features, np.arange(a.in_features),
                                      a.hidden, a.out_features, a.activation)
         ops["call"] = 1
-        self.b.task(ph, 0, parts, ops)
+        self.b.task(ph, 0, parts, ops, (0,))
 
     # -- a dense or convolution layer at one step ---------------------------------------------
     def synaptic_phase(self, sample: int, t: int, ll: LayerLayout, src: tuple,
@@ -194,12 +199,15 @@ class Lowerer:
                 ops["conv_tap"] = visits
             for b in TAIL_BLOCKS:  # elements past each run's last full vector block
                 ops[f"tail{b}"] = visits * int((sl % b).sum())
+            calls = []
             if c == 0 and self._calls(t):
                 ops["call"] = 1  # the driver's call of the layer's compiled kernel
+                calls.append(0)
             if c == 0 and spikes is not None and t == self.T - 1:
+                calls.append(len(parts))  # the merge: the driver's next call
                 parts += self._merge(ll, spikes, active)
                 ops["conv_spike" if conv else "spike"] = int(np.count_nonzero(spikes))
-            self.b.task(ph, c, parts, ops)
+            self.b.task(ph, c, parts, ops, tuple(calls))
 
     def _dense_events(self, ll: LayerLayout, src: tuple, t: int, events: np.ndarray, s0, sl,
                       graded: bool) -> tuple[list[tuple], int, int]:
@@ -324,6 +332,8 @@ class Lowerer:
         parts = acc.pool(src, t, ev.shape[0], win, ll.base("pooled"), n,
                          self.layer_source(ll), int(np.count_nonzero(pooled_t)))
         ops = {"pool_op": int(ev.shape[0]), "input_op": n}
+        calls: tuple[int, ...] = ()
         if self._calls(t):
             ops["call"] = 1
-        self.b.task(ph, 0, parts, ops)
+            calls = (0,)
+        self.b.task(ph, 0, parts, ops, calls)

@@ -91,6 +91,8 @@ class Builder:
         self.ops: list[np.ndarray] = []
         self.phase_names: list[str] = []
         self.info: dict[str, list[int]] = {"sample": [], "timestep": [], "layer": []}
+        self.n_accesses = 0
+        self.calls: list[int] = []  # access index (build order) where a kernel call begins
 
     def phase(self, name: str, sample: int, t: int, layer: int) -> int:
         self.phase_names.append(name)
@@ -99,8 +101,12 @@ class Builder:
         self.info["layer"].append(layer)
         return len(self.phase_names) - 1
 
-    def task(self, phase: int, core: int, parts: list[tuple], ops: dict[str, float]) -> None:
-        """``parts``: (addresses, lengths, write flag(s)) groups in program order."""
+    def task(self, phase: int, core: int, parts: list[tuple], ops: dict[str, float],
+             calls: tuple[int, ...] = ()) -> None:
+        """``parts``: (addresses, lengths, write flag(s)) groups in program order;
+        ``calls``: the indices of the parts at which the driver's call of a compiled kernel
+        begins (recorded as ``meta["kernel_calls"]``: the windows the cachegrind reference
+        counts)."""
         a, n, w = [], [], []
         for p in parts:
             addr = np.asarray(p[0], np.int64)
@@ -110,6 +116,11 @@ class Builder:
         addr = np.concatenate(a) if a else np.zeros(0, np.int64)
         ln = np.concatenate(n) if n else np.zeros(0, np.int64)
         keep = ln > 0
+        if calls:
+            kept = np.concatenate([[0], np.cumsum(keep)])
+            edges = np.concatenate([[0], np.cumsum([x.shape[0] for x in a])]).astype(np.int64)
+            self.calls += [self.n_accesses + int(kept[edges[i]]) for i in calls]
+        self.n_accesses += int(keep.sum())
         self.addr.append(addr[keep])
         self.length.append(ln[keep])
         self.write.append((np.concatenate(w) if w else np.zeros(0, np.bool_))[keep])
@@ -131,7 +142,8 @@ class Builder:
             np.asarray(self.task_core, np.int32), np.asarray(self.task_phase, np.int32),
             np.asarray(self.ops, np.float64).reshape(-1, len(BASE_OPS)), self.kinds,
             self.phase_names, self.cores,
-            {k: np.asarray(v, np.int64) for k, v in self.info.items()}, meta)
+            {k: np.asarray(v, np.int64) for k, v in self.info.items()},
+            dict(meta, kernel_calls=np.asarray(self.calls, np.int64)))
 
 
 def interleave(*parts: tuple) -> list[tuple]:

@@ -220,9 +220,31 @@ def test_callgrind_output_parsing(tmp_path):
         parse_callgrind(f)
 
 
+def test_the_lowering_marks_each_kernel_call_of_the_program():
+    """The windows valgrind counts: per sample the encoder, each layer's kernel and each
+    spiking layer's merge, the gate's rate features and small MLP."""
+    import simsnn
+    from simsnn.datasets import load_dataset
+    from simsnn.lowering import lower
+    x = load_dataset("mnist").x_test[:2]
+    for name, per_sample in (("mnist-dense", 1 + 2 + 2 + 1), ("mnist-gated", None)):
+        net = simsnn.load_network(name)
+        _, tr = simsnn.run_network(net, x, record=True)
+        wl = lower(net, tr, 1)
+        calls = wl.meta["kernel_calls"]
+        assert np.all(np.diff(calls) > 0) and calls[0] == 0
+        task = wl.access_task()[calls]
+        names = [wl.phase_names[p] for p in wl.task_phase[task]]
+        assert names.count("input") == 2  # one encoder call per sample
+        if per_sample is not None:
+            assert len(calls) == 2 * per_sample
+        else:
+            assert names.count("gate") == 2 * (2 if net.gate.position > 0 else 1)
+
+
 def test_the_simulators_side_of_the_cachegrind_reference():
-    """Reads and writes of one line are two lines to valgrind's simulator, and so to the
-    replay; a layer's misses grow with its weights."""
+    """The replay of the lowering's stream: a flush through LL before every kernel call
+    adds misses, never accesses; a smaller LL misses more."""
     import simsnn
     from simsnn.config.validation import CachegrindConfig
     from simsnn.datasets import load_dataset
@@ -235,6 +257,17 @@ def test_the_simulators_side_of_the_cachegrind_reference():
     assert m["loads"] > m["stores"] > 0
     small = CachegrindConfig(LL={"size": "256 KiB", "ways": 16})
     assert simulate_misses(net, tr, None, small)["LL_misses"] > m["LL_misses"]
+    cold = simulate_misses(net, tr, None, CachegrindConfig(flush="LL"))
+    assert cold["loads"] == m["loads"] and cold["stores"] == m["stores"]
+    assert cold["LL_misses"] > m["LL_misses"] and cold["D1_misses"] >= m["D1_misses"]
+
+
+def test_counted_kernels_take_the_flush_buffer_first():
+    from simsnn.host import counted, kernels
+    k = counted.bind(np.zeros(4096, np.int64))
+    assert all(callable(getattr(k, n)) and hasattr(kernels, n) for n in counted.KERNELS)
+    with pytest.raises(ValueError, match="int64"):
+        counted.bind(np.zeros(4096, np.float64))
 
 
 @pytest.mark.slow
@@ -258,3 +291,22 @@ def test_a_point_under_valgrind_matches_the_simulators_misses(tmp_path):
     assert s["reference"] == "cachegrind" and s["n_points"] == 1
     assert s["per_level"]["D1"]["max_error_pct"] <= 5.0
     assert s["per_level"]["LL"]["max_error_pct"] <= 5.0
+
+
+def test_a_prediction_in_chunks_of_samples_matches_the_whole(monkeypatch):
+    """Where a point's accesses exceed the replay's memory budget it is predicted in chunks,
+    each warmed by the samples before it: within 2 % of the prediction in one piece."""
+    import simsnn
+    from hwmodels.loader import load_hardware
+    from simsnn.datasets import load_dataset
+    from simsnn.host import validate as v
+    from simsnn.lowering import lower
+    net = simsnn.load_network("mnist-gated")
+    _, tr = simsnn.run_network(net, load_dataset("mnist").x_test[:10], record=True)
+    hw = load_hardware("xeon-vm-2c")
+    whole = v.predict(net, tr, hw, "exact", 2, None)
+    per = lower(net, tr.subset(slice(0, 1)), 2, None).n_accesses
+    monkeypatch.setattr(v, "MAX_ACCESSES", per * (v.WARM_SAMPLES + 3))
+    parts = v.predict(net, tr, hw, "exact", 2, None)
+    assert abs(parts["latency_s"] / whole["latency_s"] - 1) < 0.02
+    assert parts["per_layer_s"].keys() == whole["per_layer_s"].keys()

@@ -69,6 +69,11 @@ class CachegrindConfig(Strict):
     I1: CacheLevelConfig = Field(default_factory=lambda: CacheLevelConfig(size=32768, ways=8),
                                  description="The instruction cache valgrind also simulates "
                                  "(its misses reach LL).")
+    flush: Literal["D1", "LL"] = Field(
+        "D1", description="The level whose size of flush buffer every kernel writes, "
+        "uncounted, before it runs (and the simulator replays): D1 leaves LL warm across "
+        "kernel calls; LL makes every call start from caches the interpreter between calls "
+        "cannot have touched.")
     valgrind: str = Field("valgrind", description="The valgrind executable.")
 
 

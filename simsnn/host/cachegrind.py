@@ -4,11 +4,15 @@ Timing on a shared VM is noisy and it exposes no hardware counters, but valgrind
 first-level data cache (D1) and a last-level cache (LL) on the real instruction stream of
 the real program. ``simsnn validate`` with ``reference: cachegrind`` runs every point's
 samples through the measured program with its kernels bracketed by callgrind client requests
-(simsnn.host.counted: only the kernels' accesses are simulated and counted), one valgrind
-process per point (each starting with empty caches), and
-replays the same samples on the simulator's exact LRU caches with the same geometry and
-valgrind's policy (write-allocate; LL sees D1's misses, not its write-backs). A mismatch is a
-difference between the program and its lowering, not noise.
+(simsnn.host.counted: only the kernels' accesses are counted), one valgrind process per point
+(each starting with empty caches), and replays the same samples on the simulator's exact LRU
+caches with the same geometry and valgrind's policy (write-allocate; LL sees D1's misses, not
+its write-backs). Valgrind simulates the Python driver between two kernels too, only without
+counting it; so that what a kernel finds in the caches does not depend on the interpreter,
+each kernel first writes a flush buffer the size of D1 (or of LL, ``flush: LL``), uncounted,
+and the simulator replays the same flush before each kernel call of the lowering
+(``meta["kernel_calls"]``) and the driver's copy of each sample into the input region. A
+mismatch is a difference between the program and its lowering, not noise.
 
 Run ``python -m simsnn.host.cachegrind SPEC.json`` under valgrind (what :func:`run_points`
 does); it is not meant to be called by hand.
@@ -28,12 +32,10 @@ from simsnn.errors import SimsnnError
 #: callgrind's event names (its ``events:`` line) for the counts compared here
 EVENTS = ("Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw")
 
-#: callgrind's simulator (valgrind 3.19) does not let a read find a line that a write
-#: brought in, nor a write one that a read brought in: a line written and read takes two
-#: ways of its set (measured: a 16 KiB array written then read misses D1 on all 256 lines
-#: twice; read twice, once). The simulator's side follows the same semantics by moving
-#: every write this far: the same set in every cache, another tag
-WRITE_ALIAS = 1 << 44
+#: where the simulator places the flush buffer: far above the arena, on a boundary of every
+#: cache's span (so its lines fall in the same sets as the real buffer's, which the program
+#: aligns likewise)
+FLUSH_BASE = 1 << 44
 
 
 class ReferenceError(SimsnnError):
@@ -78,18 +80,29 @@ def parse_callgrind(path: str | Path) -> dict[str, int]:
     return out
 
 
+def flush_bytes(cfg) -> int:
+    """Bytes of the flush buffer: the size of the level ``cfg.flush`` names."""
+    return int(getattr(cfg, cfg.flush).size)
+
+
 def _program(point: dict, counted: bool):
-    """The measured program of a point (spec entry) and its inputs."""
+    """The measured program of a point (spec entry) and its inputs; counted: with the
+    kernels of simsnn.host.counted and a flush buffer of ``point["flush"]`` bytes aligned
+    like the arena."""
     from simsnn.config.layout import LayoutConfig
     from simsnn.config.validation import ValidationPoint
     from simsnn.host import counted as ck
     from simsnn.host.program import MeasuredProgram
     from simsnn.host.validate import _network
+    from simsnn.layout import aligned_arena
     vp = ValidationPoint.model_validate(point["point"])
     net = _network(vp, Path(point["base"]))
     layout = LayoutConfig.model_validate(point["layout"]) if point["layout"] else None
-    prog = MeasuredProgram(net, layout, cores=1, kernels=ck if counted else None,
-                           align=point["align"])
+    kernels = None
+    if counted:
+        flush = aligned_arena(int(point["flush"]), int(point["align"])).view(np.int64)
+        kernels = ck.bind(flush)
+    prog = MeasuredProgram(net, layout, cores=1, kernels=kernels, align=point["align"])
     return prog, np.load(point["inputs"])
 
 
@@ -104,10 +117,10 @@ def child(spec_path: str) -> None:
 def run_points(points: list[dict], cfg, seed: int, work: Path,
                log=print) -> list[dict[str, int]]:
     """Run ``points`` (dicts: ``point`` the validation point, ``base`` its file's folder,
-    ``layout``, ``inputs`` a .npy of its samples, ``align``) under valgrind with the
-    geometry of ``cfg`` (CachegrindConfig), one valgrind process per point (each starts
-    with empty caches, as the simulator does: callgrind's part dumps keep the caches, and a
-    flush through them did not empty them reliably); the counts of each, in order."""
+    ``layout``, ``inputs`` a .npy of its samples, ``align``, ``flush`` the flush buffer's
+    bytes) under valgrind with the geometry of ``cfg`` (CachegrindConfig), one valgrind
+    process per point (each starts with empty caches, as the simulator does); the counts
+    of each, in order."""
     exe = check_available(cfg.valgrind)
     # compile every kernel the points use (counted wrappers included) into numba's on-disk
     # cache first: under valgrind a compilation would take minutes
@@ -139,31 +152,57 @@ def run_points(points: list[dict], cfg, seed: int, work: Path,
 
 def simulate_misses(net, trace, layout, cfg) -> dict[str, int]:
     """The simulator's side: the workload of ``trace`` on one core, replayed on D1 then (its
-    fills only, as valgrind's LL sees them) LL, both true LRU and write-allocate, with
-    valgrind's separation of read and written lines (:data:`WRITE_ALIAS`). Returns line
-    accesses (loads, stores) and misses per level."""
+    fills only, as valgrind's LL sees them) LL, both true LRU and write-allocate; before each
+    kernel call the flush the counted kernels do, and before each sample the driver's copy
+    of it into the input region (both uncounted, as in valgrind). Returns line accesses
+    (loads, stores) and misses per level."""
     from hwmodels.cache import CacheHierarchy, LevelGeometry, LRUCache
     from hwmodels.components import STAT_FIELDS, WRITEBACK, Requests
     from simsnn.lowering import lower
     wl = lower(net, trace, 1, layout)
     order = wl.replay_order()
-    addr = wl.addr[order] + np.where(wl.write[order], WRITE_ALIAS, 0)
+    pos = np.empty_like(order)
+    pos[order] = np.arange(order.shape[0])
+    starts = np.unique(np.concatenate([[0], pos[wl.meta["kernel_calls"]]]))
+    addr, ln, wr = wl.addr[order], wl.length[order], wl.write[order]
+    # the sample each call belongs to: a new sample begins at the encoder's call
+    phase = wl.task_phase[wl.access_task()[order[np.minimum(starts, order.shape[0] - 1)]]]
+    first = (np.asarray(wl.phase_names)[phase] == "input") & \
+        (wl.phase_info["timestep"][phase] == 0)
+    in_base, in_bytes = wl.meta["regions"]["input"]
+    f = {k: i for i, k in enumerate(STAT_FIELDS)}
     d1 = LRUCache(LevelGeometry(int(cfg.D1.size), int(cfg.D1.line), int(cfg.D1.ways),
                                 False, "D1"))
     ll = LRUCache(LevelGeometry(int(cfg.LL.size), int(cfg.LL.line), int(cfg.LL.ways),
                                 False, "LL"))
-    req = CacheHierarchy([d1.geom], 1).requests(addr, wl.length[order], wl.write[order])
-    per = np.zeros((1, 3), np.int64)
-    fills = d1.process(req, per)
-    keep = fills.kind != WRITEBACK
-    fills = Requests(fills.start[keep], fills.count[keep], fills.kind[keep], fills.core[keep],
-                     fills.task[keep], fills.run_start[keep], fills.line)
-    per_ll = np.zeros((1, 3), np.int64)
-    ll.process(fills, per_ll)
-    f = {k: i for i, k in enumerate(STAT_FIELDS)}
-    return {"loads": int(d1.counters[f["loads"]]), "stores": int(d1.counters[f["stores"]]),
-            "D1_misses": int(per[0, 1]), "LL_accesses": int(per_ll[0, :2].sum()),
-            "LL_misses": int(per_ll[0, 1])}
+    top = CacheHierarchy([d1.geom], 1)
+    line = int(cfg.D1.line)
+    n_flush = flush_bytes(cfg) // line  # counted.py's flush: one word of every line
+    flush = top.requests(FLUSH_BASE + line * np.arange(n_flush), np.full(n_flush, 8),
+                         np.zeros(n_flush, bool))
+    copy = top.requests(np.array([in_base]), np.array([in_bytes]), np.array([True]))
+    per, per_ll = np.zeros((1, 3), np.int64), np.zeros((1, 3), np.int64)
+    scratch = np.zeros((1, 3), np.int64)
+    loads = stores = 0
+
+    def replay(req, d1_stats, ll_stats):
+        fills = d1.process(req, d1_stats)
+        keep = fills.kind != WRITEBACK
+        ll.process(Requests(fills.start[keep], fills.count[keep], fills.kind[keep],
+                            fills.core[keep], fills.task[keep], fills.run_start[keep],
+                            fills.line), ll_stats)
+
+    ends = np.append(starts[1:], order.shape[0])
+    for a, b, new_sample in zip(starts, ends, first):
+        if new_sample:
+            replay(copy, scratch, scratch)
+        replay(flush, scratch, scratch)
+        before = d1.counters.copy()
+        replay(top.requests(addr[a:b], ln[a:b], wr[a:b]), per, per_ll)
+        loads += int(d1.counters[f["loads"]] - before[f["loads"]])
+        stores += int(d1.counters[f["stores"]] - before[f["stores"]])
+    return {"loads": loads, "stores": stores, "D1_misses": int(per[0, 1]),
+            "LL_accesses": int(per_ll[0, :2].sum()), "LL_misses": int(per_ll[0, 1])}
 
 
 if __name__ == "__main__":  # pragma: no cover - runs inside valgrind
@@ -223,7 +262,8 @@ def validate_traffic(cfg, source: str | Path, out_dir: str | Path, log=print) ->
             np.save(path, xs)
             jobs.append(({"point": point.model_dump(mode="json"), "base": str(base),
                           "layout": point.layout.model_dump() if point.layout else None,
-                          "inputs": str(path), "align": align}, point, net, xs, scale))
+                          "inputs": str(path), "align": align,
+                          "flush": flush_bytes(cg)}, point, net, xs, scale))
     if not jobs:
         raise ConfigError(str(source), "points", "the measured program can run none of the "
                           "points")

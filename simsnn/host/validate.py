@@ -196,8 +196,7 @@ def run_validation(cfg: ValidationConfig, source: str | Path, out_dir: str | Pat
             rate = float(np.mean([v.mean() for k, v in trace.layers.items() if k != "input"]))
             for cores in point.cores:
                 if why:
-                    rep = simsnn.simulate(net, trace, hw, cfg.memory_mode, cores,
-                                          point.layout).report
+                    rep = predict(net, trace, hw, cfg.memory_mode, cores, point.layout)
                     unmeasured.append({"point": point.name, "cores": cores,
                                        "input_scale": scale, "reason": "; ".join(why),
                                        "predicted_s": rep["latency_s"]})
@@ -276,16 +275,56 @@ def layer_kinds(net) -> dict[str, str]:
     return out
 
 
+#: accesses one prediction replays at most (~110 bytes each in the exact model): a wide conv
+#: net at 2 cores has ~4.6 M a sample, 48 samples would need ~25 GB
+MAX_ACCESSES = 64_000_000
+#: samples replayed before each chunk after the first, to warm the caches (a gated net's
+#: groups differ from sample to sample: one sample leaves most of them cold)
+WARM_SAMPLES = 4
+
+
+def predict(net, trace, hw, memory_mode: str, cores: int, layout) -> dict:
+    """The simulator's latency per inference of ``trace`` (``latency_s``, ``per_layer_s``,
+    ``compute_share``), in chunks of samples where all of them would exceed
+    :data:`MAX_ACCESSES`; each chunk after the first replays the :data:`WARM_SAMPLES` samples
+    before it first, to warm the caches, and leaves them out of the figures."""
+    import simsnn
+    from simsnn.lowering import lower
+    n = trace.n_samples
+    per_sample = max(lower(net, trace.subset(slice(0, 1)), cores, layout).n_accesses, 1)
+    if per_sample * n <= MAX_ACCESSES:
+        rep = simsnn.simulate(net, trace, hw, memory_mode, cores, layout).report
+        return {"latency_s": rep["latency_s"], "per_layer_s": dict(rep["latency"]["per_layer_s"]),
+                "compute_share": rep["latency"]["compute_share"]}
+    k = max(1, MAX_ACCESSES // per_sample - WARM_SAMPLES)
+    total, compute, busy, layers = 0.0, 0.0, 0.0, {}
+    for a in range(0, n, k):
+        warm = min(a, WARM_SAMPLES)
+        idx = np.arange(a - warm, min(a + k, n))
+        res = simsnn.simulate(net, trace.subset(idx), hw, memory_mode, cores, layout)
+        wl, tl = res.workload, res.hw.timeline
+        keep = wl.phase_info["sample"] >= warm
+        dur = np.diff(np.concatenate([[0.0], tl.phase_end]))[keep]
+        total += float(dur.sum())
+        names = wl.meta["layer_names"]
+        for i, v in zip(wl.phase_info["layer"][keep], dur):
+            layers[names[i]] = layers.get(names[i], 0.0) + float(v)
+        t_keep = keep[wl.task_phase]
+        compute += float(res.hw.compute_s[t_keep].sum())
+        busy += float((tl.end - tl.start)[t_keep].sum())
+    return {"latency_s": total / n, "per_layer_s": {k: v / n for k, v in layers.items()},
+            "compute_share": compute / busy if busy > 0 else 0.0}
+
+
 def _row(u: dict, runs: list[dict], hw, memory_mode: str) -> dict:
     """One point's row: its measured latency over its rounds (:func:`measured_latency`)
     against the prediction on ``hw``."""
-    import simsnn
     net, point = u["net"], u["point"]
     m = min(runs, key=lambda r: r["latency"]["best_per_sample"])
     best = measured_latency(runs)
     bests = sorted(r["latency"]["best_per_sample"] for r in runs)
     passes = np.concatenate([r["latency"]["per_repeat"] for r in runs])
-    rep = simsnn.simulate(net, u["trace"], hw, memory_mode, u["cores"], point.layout).report
+    rep = predict(net, u["trace"], hw, memory_mode, u["cores"], point.layout)
     return {"point": point.name, "group": point.group, "network": net.name,
             "family": net.family, "kind": network_kind(net),
             "weight_dtype": (point.layout.weight_dtype if point.layout and
@@ -306,8 +345,8 @@ def _row(u: dict, runs: list[dict], hw, memory_mode: str) -> dict:
             # read around each layer), each part at its best over the rounds
             "measured_per_layer_s": {k: min(r["latency"]["per_layer_s"][k] for r in runs)
                                      for k in m["latency"].get("per_layer_s", {})},
-            "predicted_per_layer_s": dict(rep["latency"]["per_layer_s"]),
-            "predicted_compute_share": rep["latency"]["compute_share"],
+            "predicted_per_layer_s": rep["per_layer_s"],
+            "predicted_compute_share": rep["compute_share"],
             "layer_kinds": layer_kinds(net),
             # the core figures the prediction used (re-timed in this point's rounds)
             "predicted_core": {k: v for k, v in hw.cores.model_dump().items()
