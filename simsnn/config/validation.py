@@ -70,10 +70,10 @@ class CachegrindConfig(Strict):
                                  description="The instruction cache valgrind also simulates "
                                  "(its misses reach LL).")
     flush: Literal["D1", "LL"] = Field(
-        "D1", description="The level whose size of flush buffer every kernel writes, "
-        "uncounted, before it runs (and the simulator replays): D1 leaves LL warm across "
-        "kernel calls; LL makes every call start from caches the interpreter between calls "
-        "cannot have touched.")
+        "LL", description="The level whose size of flush buffer every kernel writes, "
+        "uncounted, before it runs (and the simulator replays): LL makes every call start "
+        "from caches the interpreter between calls cannot have touched; D1 leaves LL warm "
+        "across calls, with the interpreter's lines in it.")
     valgrind: str = Field("valgrind", description="The valgrind executable.")
 
 
