@@ -168,12 +168,15 @@ class Lowerer:
             p = np.arange(n_pos)[:, None] * n_units
             ca = cur + 4 * (p + s0[None, :])  # (positions, runs)
             cl = np.broadcast_to(4 * sl[None, :], ca.shape)
+            sa = state + 4 * (p + s0[None, :])
+            # the kernel's first loop, once per inference: every open unit's state set to 0
+            parts = [(sa, cl, True)] if t == 0 else []
             if layer.has_bias:  # current = bias (widened) at every position's open runs
                 ba = np.broadcast_to(ll.base("bias") + self.wb * s0[None, :], ca.shape)
-                parts = interleave((ba, np.broadcast_to(self.wb * sl[None, :], ca.shape),
-                                    False), (ca, cl, True))
+                parts += interleave((ba, np.broadcast_to(self.wb * sl[None, :], ca.shape),
+                                     False), (ca, cl, True))
             else:
-                parts = [(ca, cl, True)]
+                parts.append((ca, cl, True))
             if conv:
                 more, visits, unaligned = self._conv_events(ll, src, t, events, s0, sl,
                                                             graded)
@@ -181,7 +184,6 @@ class Lowerer:
                 more, visits, unaligned = self._dense_events(ll, src, t, events, s0, sl,
                                                              graded)
             parts += more
-            sa = state + 4 * (p + s0[None, :])
             parts += interleave((ca, cl, False), (sa, cl, False), (sa, cl, True))
             n_upd = pos.shape[0] * n_pos
             if spk_t is not None:
@@ -193,7 +195,8 @@ class Lowerer:
                    "synop" if not graded else "mac": visits * pos.shape[0],
                    "segment": visits * s0.size, "unaligned": unaligned,
                    # the current's init and the update visit every run at every position
-                   "update_run": 2 * n_pos * s0.size,
+                   # (and at the first step the state's init)
+                   "update_run": (3 if t == 0 else 2) * n_pos * s0.size,
                    "readout_op" if ll.kind == "readout" else "neuron_update": n_upd}
             if conv:
                 ops["conv_tap"] = visits

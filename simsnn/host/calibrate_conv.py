@@ -93,8 +93,8 @@ def conv_event_costs(clock_hz: float, repeat: int, inner: int, per_segment_s: fl
 def update_run_cost(clock_hz: float, repeat: int, inner: int) -> dict:
     """``update_run``: a convolution with no events whose 32 open channels (of 64) form
     k = 1, 2, 4, 8 runs at each of its 64 positions; the time per position and step over k
-    is a line of slope 2 r (the current's init and the neuron update each visit every run):
-    r."""
+    is a line of slope (2 + 1 / STEPS) r (the current's init and the neuron update each visit
+    every run at every step, the state's init once per call): r."""
     ks, per, sp_max = (1, 2, 4, 8), [], 0.0
     for k in ks:
         sec, sp = best_of(_conv_call(64, np.zeros(0, np.int32), k),
@@ -102,7 +102,7 @@ def update_run_cost(clock_hz: float, repeat: int, inner: int) -> dict:
         per.append(sec / (STEPS * _H * _H))
         sp_max = max(sp_max, sp)
     slope = float(np.polyfit(np.array(ks, float), np.array(per), 1)[0])
-    run = max(slope / 2, 0.0)
+    run = max(slope / (2 + 1 / STEPS), 0.0)
     return {"update_run": {"seconds": run, "spread": sp_max, "cycles": run * clock_hz}}
 
 
