@@ -217,6 +217,34 @@ def _error(pred: float, ref: float) -> float:
     return (pred - ref) / ref * 100.0 if ref else (0.0 if pred == 0 else float("inf"))
 
 
+#: valgrind's counts of each level's misses, by kind
+REF_MISSES = {"D1": {"read": "D1mr", "write": "D1mw"}, "LL": {"read": "DLmr", "write": "DLmw"}}
+
+
+def traffic_row(name: str, net, scale: float, samples: int, ref: dict[str, int],
+                sim: dict[str, int]) -> dict:
+    """One point's row: valgrind's misses per level (and by reads and writes) against the
+    simulator's, with what else each side counts."""
+    from simsnn.host.validate import network_kind
+    row = {"point": name, "network": net.name, "family": net.family,
+           "kind": network_kind(net), "weight_dtype": net.weight_dtype,
+           "input_scale": scale, "samples": samples}
+    for lv, keys in REF_MISSES.items():
+        total = ref[keys["read"]] + ref[keys["write"]]
+        row.update({f"{lv}_misses": total, f"{lv}_misses_predicted": sim[f"{lv}_misses"],
+                    f"{lv}_error_pct": _error(sim[f"{lv}_misses"], total)})
+        # valgrind's misses of reads and of writes (the simulator's are one count: a write
+        # miss allocates the line as a read miss does)
+        row.update({f"{lv}_{kind}_misses": ref[key] for kind, key in keys.items()})
+    # what else each side counts: valgrind's data reads and writes (instructions), the
+    # simulator's line accesses
+    row.update({"reads": ref["Dr"], "writes": ref["Dw"], "LL_accesses_predicted":
+                sim["LL_accesses"], "line_loads_predicted": sim["loads"],
+                "line_stores_predicted": sim["stores"], "instructions": ref["Ir"],
+                "I1_misses": ref["I1mr"], "LL_instruction_misses": ref["ILmr"]})
+    return row
+
+
 def miss_stats(rows: list[dict], level: str) -> dict:
     """MAPE, max and signed mean of the simulator's ``level`` misses against valgrind's."""
     err = np.array([r[f"{level}_error_pct"] for r in rows], float)
@@ -236,7 +264,7 @@ def validate_traffic(cfg, source: str | Path, out_dir: str | Path, log=print) ->
     from simsnn.errors import ConfigError
     from simsnn.host.measure import host_summary
     from simsnn.host.program import unsupported
-    from simsnn.host.validate import _inputs, _network, network_kind
+    from simsnn.host.validate import _inputs, _network
     from simsnn.host.validation_report import write_csv
     from simsnn.io import write_json_atomic
     cg = cfg.cachegrind
@@ -276,25 +304,11 @@ def validate_traffic(cfg, source: str | Path, out_dir: str | Path, log=print) ->
     for (_, point, net, xs, scale), ref in zip(jobs, counts):
         _, trace = simsnn.run_network(net, xs, record=True, labels=y, seed=cfg.seed)
         sim = simulate_misses(net, trace, point.layout, cg)
-        d1 = ref["D1mr"] + ref["D1mw"]
-        llm = ref["DLmr"] + ref["DLmw"]
-        rows.append({"point": point.name, "network": net.name, "family": net.family,
-                     "kind": network_kind(net), "weight_dtype": net.weight_dtype,
-                     "input_scale": scale, "samples": int(xs.shape[0]),
-                     "D1_misses": d1, "D1_misses_predicted": sim["D1_misses"],
-                     "D1_error_pct": _error(sim["D1_misses"], d1),
-                     "LL_misses": llm, "LL_misses_predicted": sim["LL_misses"],
-                     "LL_error_pct": _error(sim["LL_misses"], llm),
-                     # what each side counts: valgrind's data reads and writes (instructions)
-                     # and misses by kind; the simulator's line accesses
-                     "reads": ref["Dr"], "writes": ref["Dw"], "D1_read_misses": ref["D1mr"],
-                     "D1_write_misses": ref["D1mw"], "LL_accesses_predicted":
-                     sim["LL_accesses"], "line_loads_predicted": sim["loads"],
-                     "line_stores_predicted": sim["stores"], "instructions": ref["Ir"],
-                     "I1_misses": ref["I1mr"], "LL_instruction_misses": ref["ILmr"]})
+        rows.append(traffic_row(point.name, net, scale, int(xs.shape[0]), ref, sim))
         r = rows[-1]
-        log(f"{r['point']:<24} scale {scale:<4g} D1 misses {d1:>10,} predicted "
-            f"{r['D1_misses_predicted']:>10,} ({r['D1_error_pct']:+5.1f}%)  LL {llm:>9,} "
+        log(f"{r['point']:<24} scale {scale:<4g} D1 misses {r['D1_misses']:>10,} predicted "
+            f"{r['D1_misses_predicted']:>10,} ({r['D1_error_pct']:+5.1f}%)  LL "
+            f"{r['LL_misses']:>9,} "
             f"predicted {r['LL_misses_predicted']:>9,} ({r['LL_error_pct']:+5.1f}%)")
 
     def split(key) -> dict:
@@ -307,6 +321,11 @@ def validate_traffic(cfg, source: str | Path, out_dir: str | Path, log=print) ->
                "miss_mape_pct": {lv: miss_stats(rows, lv)["miss_mape_pct"]
                                  for lv in ("D1", "LL")},
                "per_level": {lv: miss_stats(rows, lv) for lv in ("D1", "LL")},
+               # what each side counts besides: valgrind's data reads and writes and its
+               # misses of each, the simulator's line loads and stores
+               "reads_writes": {k: int(sum(r[k] for r in rows)) for k in (
+                   "reads", "writes", "D1_read_misses", "D1_write_misses", "LL_read_misses",
+                   "LL_write_misses", "line_loads_predicted", "line_stores_predicted")},
                "per_family": split("family"), "per_network_kind": split("kind"),
                "per_dtype": split("weight_dtype"), "unmeasured": unmeasured,
                "seconds": time.perf_counter() - started}
