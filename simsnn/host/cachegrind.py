@@ -31,7 +31,7 @@ import numpy as np
 
 from simsnn.errors import SimsnnError
 
-#: callgrind's event names (its ``events:`` line) for the counts compared here
+#: callgrind's event names (its ``events:`` line) for the counts compared
 EVENTS = ("Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw")
 
 #: where the simulator places the flush buffer: far above the arena, on a boundary of every
@@ -41,7 +41,8 @@ FLUSH_BASE = 1 << 44
 
 
 class ReferenceError(SimsnnError):
-    """The cachegrind reference cannot run here (no valgrind, not x86-64, valgrind failed)."""
+    """The cachegrind reference cannot run on this machine (no valgrind, not x86-64, valgrind
+    failed)."""
 
 
 def check_available(valgrind: str) -> str:

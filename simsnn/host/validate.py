@@ -290,6 +290,7 @@ def predict(net, trace, hw, memory_mode: str, cores: int, layout) -> dict:
     before it first, to warm the caches, and leaves them out of the figures."""
     import simsnn
     from simsnn.lowering import lower
+    from simsnn.simulate import _by  # the report's per-layer sums
     n = trace.n_samples
     per_sample = max(lower(net, trace.subset(slice(0, 1)), cores, layout).n_accesses, 1)
     if per_sample * n <= MAX_ACCESSES:
@@ -306,9 +307,8 @@ def predict(net, trace, hw, memory_mode: str, cores: int, layout) -> dict:
         keep = wl.phase_info["sample"] >= warm
         dur = np.diff(np.concatenate([[0.0], tl.phase_end]))[keep]
         total += float(dur.sum())
-        names = wl.meta["layer_names"]
-        for i, v in zip(wl.phase_info["layer"][keep], dur):
-            layers[names[i]] = layers.get(names[i], 0.0) + float(v)
+        for name, v in _by(dur, wl.phase_info["layer"][keep], wl.meta["layer_names"]).items():
+            layers[name] = layers.get(name, 0.0) + v
         t_keep = keep[wl.task_phase]
         compute += float(res.hw.compute_s[t_keep].sum())
         busy += float((tl.end - tl.start)[t_keep].sum())
