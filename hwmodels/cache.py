@@ -22,9 +22,15 @@ another join one copy (consecutive packed rows stay one class). Classes merge ag
 states agree: checked on the first whole granule after partial accesses, and known without a
 check once every class has taken ``ways`` whole granules since, each a new line for all of them
 with agreeing dirty bits. The result is exact; see docs/cache-model.md.
+
+That class form pays on runs. A level may also hold its state in the plain form
+(:mod:`hwmodels.lru_plain`, line by line) and picks the form per batch of requests;
+:meth:`CacheHierarchy.access` finds the runs in any address stream first (:mod:`hwmodels.runs`)
+and sends a stream without runs through all levels at once, line by line.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,9 +45,15 @@ from hwmodels.components import (
     MemoryLevel,
     Requests,
 )
+from hwmodels.lru_plain import emit as _emit
+from hwmodels.lru_plain import from_plain, fused_plain, plain_dirty_lines, plain_level, to_plain
+from hwmodels.lru_plain import slot as _slot
+from hwmodels.runs import columns, find_runs, run_share
 
 _LOADS, _STORES, _HITS, _MISSES, _WB_IN, _EVICT, _WB_OUT, _RS_MISS = range(8)
 _NREC = 4  # split records kept per super-set (see _lru_level)
+_MODES = ("auto", "class", "plain")
+_RUNLESS = 0.25  # a stream whose share of run-continuing accesses is lower runs fused
 
 
 class CacheGeometryError(ValueError):
@@ -118,24 +130,17 @@ def _equiv(tags, stamps, dirty, abase, base, ways, k):  # pragma: no cover - com
 
 
 @njit(cache=True)
-def _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, x, width, kind, c, t, rs):
-    """Append a run to the outputs, extending the previous fill when contiguous."""
-    if (kind == 0 and m > 0 and not rs and o_kind[m - 1] == 0 and o_core[m - 1] == c
-            and o_task[m - 1] == t and o_start[m - 1] + o_count[m - 1] == x):
-        o_count[m - 1] += width
-        return m
-    o_start[m] = x
-    o_count[m] = width
-    o_kind[m] = kind
-    o_core[m] = c
-    o_task[m] = t
-    o_rs[m] = rs
-    return m + 1
-
-
-@njit(cache=True)
 def _find(tags, base, ways, x):  # pragma: no cover - compiled
     """Slot of the set at ``base`` holding ``x``, or -1."""
+    if ways & 3 == 0:  # four at a time: the compiler compares them at once
+        for w in range(base, base + ways, 4):
+            h0 = tags[w] == x
+            h1 = tags[w + 1] == x
+            h2 = tags[w + 2] == x
+            h3 = tags[w + 3] == x
+            if h0 | h1 | h2 | h3:
+                return w + (0 if h0 else 1 if h1 else 2 if h2 else 3)
+        return -1
     for w in range(base, base + ways):
         if tags[w] == x:
             return w
@@ -153,13 +158,6 @@ def _victim(stamps, base, ways):  # pragma: no cover - compiled
             vs = sw
             victim = w
     return victim
-
-
-@njit(cache=True)
-def _slot(nc, g, gidx, k):  # pragma: no cover - compiled
-    """First storage slot of class ``k`` of super-set ``gidx``: class ``g`` lives in the
-    canonical region, classes ``0..g-1`` in the super-set's block of the second region."""
-    return gidx if k == g else nc + gidx * g + k
 
 
 @njit(cache=True)
@@ -227,6 +225,7 @@ def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, nc
         k_ = kind[i]
         c = core[i]
         t = task[i]
+        rsi = rs[i]
         inst = 0 if shared else c
         x0 = start[i]
         end = x0 + count[i]
@@ -271,6 +270,11 @@ def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, nc
                     c_wbin += g
                 elif k_ == 1:
                     c_st += g
+                elif k_ == 3:  # its store hits the line its load just brought in
+                    c_ld += g
+                    c_st += g
+                    c_hit += g
+                    t_hit += g
                 else:
                     c_ld += g
                 if found >= 0:
@@ -283,14 +287,15 @@ def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, nc
                 else:
                     victim = _victim(stamps, base, ways)
                     if k_ != 2:
-                        is_rs = rs[i] and x == x0
+                        r = 0
+                        if rsi == 2 or (rsi != 0 and x == x0):
+                            r = rsi
+                            c_rs += g if rsi == 2 else 1
+                            t_rs += g if rsi == 2 else 1
                         c_miss += g
                         t_miss += g
-                        if is_rs:
-                            c_rs += 1
-                            t_rs += 1
                         m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, x, g, 0,
-                                  c, t, is_rs)
+                                  c, t, r)
                     old = tags[victim]
                     if old >= 0:
                         c_ev += g
@@ -316,6 +321,11 @@ def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, nc
                     c_wbin += width
                 elif k_ == 1:
                     c_st += width
+                elif k_ == 3:  # its store hits the line its load just brought in
+                    c_ld += width
+                    c_st += width
+                    c_hit += width
+                    t_hit += width
                 else:
                     c_ld += width
                 if found >= 0 and stamps[found] == version[sl] and (k_ == 0 or dirty[found]):
@@ -337,14 +347,15 @@ def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, nc
                 else:
                     victim = _victim(stamps, base, ways)
                     if k_ != 2:
-                        is_rs = rs[i] and x == x0
+                        r = 0
+                        if rsi == 2 or (rsi != 0 and x == x0):
+                            r = rsi
+                            c_rs += width if rsi == 2 else 1
+                            t_rs += width if rsi == 2 else 1
                         c_miss += width
                         t_miss += width
-                        if is_rs:
-                            c_rs += 1
-                            t_rs += 1
                         m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, x, width,
-                                  0, c, t, is_rs)
+                                  0, c, t, r)
                     old = tags[victim]
                     if old >= 0:
                         c_ev += width
@@ -382,6 +393,11 @@ def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, nc
                     c_wbin += width
                 elif k_ == 1:
                     c_st += width
+                elif k_ == 3:  # its store hits the line its load just brought in
+                    c_ld += width
+                    c_st += width
+                    c_hit += width
+                    t_hit += width
                 else:
                     c_ld += width
                 parent = -1
@@ -511,12 +527,13 @@ def _lru_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, nc
                     jn += 1
                 if r_miss[kk]:
                     if k_ != 2:
-                        is_rs = rs[i] and xn + j == x0
-                        if is_rs:
-                            c_rs += 1
-                            t_rs += 1
+                        r = 0
+                        if rsi == 2 or (rsi != 0 and xn + j == x0):
+                            r = rsi
+                            c_rs += jn - j if rsi == 2 else 1
+                            t_rs += jn - j if rsi == 2 else 1
                         m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, xn + j,
-                                  jn - j, 0, c, t, is_rs)
+                                  jn - j, 0, c, t, r)
                     if r_vtag[kk] >= 0 and r_vd[kk]:
                         m = _emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m,
                                   r_vtag[kk] + j, jn - j, 2, c, t, False)
@@ -607,11 +624,24 @@ class LRUCache(MemoryLevel):
 
     type_name = "cache"
 
-    def __init__(self, spec, cores: int = 1, max_granule: int = 32):
+    def __init__(self, spec, cores: int = 1, max_granule: int = 32, mode: str = "auto"):
         super().__init__(spec, cores)
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {', '.join(_MODES)}, not {mode!r}")
         self.geom = geometry(spec)
         sets, ways = self.geom.sets, self.geom.ways
         self.g = _pow2_divisor(sets, min(max_granule, 32))  # class masks hold g + 1 bits
+        # the state's form: "class" (runs of lines per step) or "plain" (line by line);
+        # "auto" picks per batch of requests (see process)
+        self.mode = "plain" if self.g == 1 else mode
+        self.form = "plain" if self.mode == "plain" else "class"
+        self.capacity = self.instances * sets * ways  # lines
+        self.ptags = None  # the plain form's state
+        self.used = False  # has any request reached the level
+        self.clock = 0
+        if self.form == "plain":
+            self._make_plain()
+            return  # (the class form is never used)
         g = self.g
         self.nc = self.instances * (sets // g)  # super-sets (one canonical slot-set each)
         n_slots = (self.nc + self.instances * sets) * ways
@@ -638,41 +668,97 @@ class LRUCache(MemoryLevel):
         self.last = self.last.ravel()
         self.sync = np.full(self.nc, -1, dtype=np.int64)  # lines common to all classes
         self.wstart = np.zeros(self.nc, dtype=np.int64)  # ... i.e. stamped since this clock
-        self.clock = 0
 
     @property
     def own(self) -> np.ndarray:
-        """Per set, 1 where its super-set is split into several classes (simulated per class
-        rather than as one granule)."""
+        """Per set, 1 where the set is simulated on its own rather than as part of one
+        granule: its super-set is split into several classes, or the state is plain."""
+        if self.form == "plain":
+            return np.ones(self.instances * self.geom.sets, np.uint8)
         act = self.active
         multi = (act & (act - 1)) != 0
         return np.repeat(multi, self.g).astype(np.uint8)
 
+    def _make_plain(self) -> None:
+        ways = self.geom.ways
+        self.ptags = np.full(self.instances * self.geom.sets * ((ways + 3) & ~3), -2, np.int64)
+
+    def _switch(self, req: Requests) -> None:
+        """In "auto" mode, pick the form for this batch. A one-line request among whole
+        granules costs the class form about as much as 50-100 plain line steps (it splits a
+        class, and the classes stay apart, each stepped on its own, until they agree again),
+        a whole granule of 32 lines about two: so the plain form wins once one-line requests
+        are over ~1/64 of the lines (mnist-dense lowered for one core: 242 k of 555 k
+        requests, 15.3 M lines; L1 in the class form ~200 ms, plain ~120 ms). A switch
+        converts the state, so a batch too small to repay that (under 1/8 of the capacity
+        in lines) keeps the current form."""
+        if self.mode != "auto" or not len(req):
+            return
+        lines = int(req.count.sum())
+        ones = int(np.count_nonzero(req.count == 1))
+        want = "plain" if 64 * ones > lines else "class"
+        if want != self.form and (lines >= self.capacity // 8 or not self.used):
+            self.to_form(want)
+
+    def to_form(self, want: str) -> None:
+        """Convert the state to the "class" or the "plain" form (same contents)."""
+        if want == self.form:
+            return
+        if self.mode != "auto":
+            raise ValueError(f"{self.name}: a {self.mode!r} level keeps its form")
+        if want == "plain":
+            self._make_plain()
+            to_plain(self.tags, self.stamps, self.dirty, self.cls, self.nc, self.g,
+                     self.geom.ways, self.ptags)
+        else:
+            self.clock = from_plain(self.ptags, self.nc, self.g, self.geom.ways,
+                                    self.clock, self.tags, self.stamps, self.dirty, self.cls,
+                                    self.members, self.active, self.sole, self.version,
+                                    self.last, self.sync)
+            self.ptags = None
+        self.form = want
+
     def process(self, req: Requests, tstats: np.ndarray) -> Requests:
+        self._switch(req)
         n = len(req)
+        self.used |= n > 0
         cap = 2 * n + 2 * (int(req.count.max()) if n else 0) + 16
+        rs_in = req.run_start
+        rs = rs_in if rs_in.dtype == np.int8 else rs_in.astype(np.int8)
+        geo = self.geom
         parts = []
         i = 0
         while True:
             buf = (np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int8),
-                   np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.bool_))
-            i, m, self.clock = _lru_level(
-                req.start, req.count, req.kind, req.core, req.task, req.run_start, i,
-                self.shared, self.geom.sets, self.geom.ways, self.g, self.nc, self.tags,
-                self.stamps, self.dirty, self.cls, self.members, self.active, self.sole,
-                self.version, self.last, self.sync, self.wstart, self.clock, self.counters,
-                tstats, *buf)
+                   np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int8))
+            if self.form == "plain":
+                i, m = plain_level(req.start, req.count, req.kind, req.core, req.task, rs, i,
+                                   self.shared, geo.sets, geo.ways, self.ptags,
+                                   self.counters, tstats, *buf)
+            else:
+                i, m, self.clock = _lru_level(
+                    req.start, req.count, req.kind, req.core, req.task, rs, i,
+                    self.shared, geo.sets, geo.ways, self.g, self.nc, self.tags,
+                    self.stamps, self.dirty, self.cls, self.members, self.active, self.sole,
+                    self.version, self.last, self.sync, self.wstart, self.clock, self.counters,
+                    tstats, *buf)
             parts.append([b[:m] for b in buf])
             if i >= n:
                 break
         cols = parts[0] if len(parts) == 1 else [np.concatenate(c) for c in zip(*parts)]
+        if rs_in.dtype != np.int8:  # hand run starts on in the form they came in
+            cols[5] = cols[5].astype(rs_in.dtype)
         return Requests(*cols, line=req.line)
 
     def dirty_lines(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(line, 1, instance) of every dirty line, in ascending (instance, line) order
         whatever the internal representation; clears the dirty bits."""
-        line, inst = _dirty_lines(self.tags, self.dirty, self.active, self.members, self.nc,
-                                  self.g, self.geom.ways, self.geom.sets // self.g)
+        if self.form == "plain":
+            line, inst = plain_dirty_lines(self.ptags, self.geom.sets, self.geom.ways)
+        else:
+            line, inst = _dirty_lines(self.tags, self.dirty, self.active, self.members,
+                                      self.nc, self.g, self.geom.ways,
+                                      self.geom.sets // self.g)
         order = np.lexsort((line, inst))
         return line[order], np.ones(order.shape[0], np.int64), inst[order]
 
@@ -703,12 +789,14 @@ class CacheHierarchy:
     :class:`MemoryLevel` objects. ``max_granule`` bounds the coalescing of aligned runs (lines).
     """
 
-    def __init__(self, levels, cores: int = 1, line: int | None = None, max_granule: int = 32):
+    def __init__(self, levels, cores: int = 1, line: int | None = None, max_granule: int = 32,
+                 mode: str = "auto", runs: bool = True):
         if cores < 1:
             raise CacheGeometryError("cores must be at least 1")
         self.cores = cores
         self.levels: list[MemoryLevel] = [
-            lv if isinstance(lv, MemoryLevel) else LRUCache(geometry(lv, i), cores, max_granule)
+            lv if isinstance(lv, MemoryLevel)
+            else LRUCache(geometry(lv, i), cores, max_granule, mode)
             for i, lv in enumerate(levels)]
         # a granule's fills go out before its write-backs; that equals the line-by-line order
         # only if the next cache's set count is a multiple of this one's: otherwise this level
@@ -718,6 +806,11 @@ class CacheHierarchy:
             above, below = self.levels[a], self.levels[b]
             if above.g > 1 and below.geom.sets % above.geom.sets:
                 self.levels[a] = LRUCache(above.spec, cores, max_granule=1)
+        # accesses whose lines differ modulo every level's set count may be reordered
+        # (hwmodels.runs); a user level gets its requests as given
+        self.key = 0
+        if runs and caches and len(caches) == len(self.levels):
+            self.key = math.gcd(*(lv.geom.sets for lv in self.levels))
         lines = {lv.geom.line for lv in self.levels if isinstance(lv, LRUCache)}
         if len(lines) > 1:
             raise CacheGeometryError("all cache levels must use the same line size")
@@ -756,14 +849,58 @@ class CacheHierarchy:
                n_tasks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Replay accesses: byte ``addresses`` with optional byte ``lengths`` (default 1),
         ``writes`` (bool), issuing ``cores`` and workload ``tasks``, in the order given.
+        The runs in the stream are found first (:mod:`hwmodels.runs`; same counters).
 
         Returns per-task counters: ``(lines (n_tasks, levels, 3) = hits, misses, run-start
         misses; memory (n_tasks, 2) = lines read, lines written back)``."""
-        req = self.requests(addresses, lengths, writes, cores, tasks)
-        nt = int(n_tasks if n_tasks is not None else (req.task.max() + 1 if len(req) else 1))
-        if len(req) and req.task.max() >= nt:
+        if tasks is not None:
+            tasks = np.ascontiguousarray(tasks, np.int64).reshape(-1)
+        top = int(tasks.max()) + 1 if tasks is not None and tasks.shape[0] else 1
+        nt = int(n_tasks if n_tasks is not None else top)
+        if top > nt:
             raise ValueError("task ids must be below n_tasks")
-        return self.replay(req, nt)
+        if not self.key:
+            return self.replay(self.requests(addresses, lengths, writes, cores, tasks), nt)
+        addr, cols_in, flags = columns(addresses, lengths, writes, cores, tasks)
+        if run_share(addr, cols_in, flags, self.line, self.cores) < _RUNLESS \
+                and self._fusable():
+            run_share(addr, cols_in, flags, self.line, self.cores, probe=-1)  # validate all
+            return self._replay_fused(addr, cols_in, flags, nt)
+        cols, absorbed = find_runs(addr, lengths, writes, cores, tasks, self.line, self.cores,
+                                   self.key, nt)
+        tstats, tmem = self.replay(Requests(*cols, line=self.line), nt)
+        # first-level hits on the most recent line, counted rather than replayed
+        c = self.levels[0].counters
+        c[_LOADS] += int(absorbed[:, 0].sum())
+        c[_STORES] += int(absorbed[:, 1].sum())
+        c[_HITS] += int(absorbed.sum())
+        tstats[:, 0, 0] += absorbed.sum(axis=1)
+        return tstats, tmem
+
+    def _fusable(self) -> bool:
+        return len(self.levels) <= 4 and all(lv.mode in ("auto", "plain")
+                                             for lv in self.levels)
+
+    def _replay_fused(self, addr, cols_in, flags, nt) -> tuple[np.ndarray, np.ndarray]:
+        """A stream without runs: all levels at once, line by line (plain form)."""
+        nl = len(self.levels)
+        for lv in self.levels:
+            lv.to_form("plain")
+            lv.used = True
+        pad = [np.full(1, -2, np.int64)] * (4 - nl)
+        tags = [lv.ptags for lv in self.levels] + pad
+        ways = [lv.geom.ways for lv in self.levels] + [1] * (4 - nl)
+        sets = np.array([lv.geom.sets for lv in self.levels] + [1] * (4 - nl), np.int64)
+        shared = np.array([lv.shared for lv in self.levels] + [True] * (4 - nl), np.bool_)
+        counters = np.zeros((nl, len(STAT_FIELDS)), np.int64)
+        tstats = np.zeros((nt, nl, 3), np.int64)
+        tmem = np.zeros((nt, 2), np.int64)
+        fused_plain(addr, *cols_in, flags, self.line.bit_length() - 1, nl, sets, shared, *tags,
+                    *ways, counters, tstats, tmem)
+        for lv, c in zip(self.levels, counters):
+            lv.counters += c
+        self.memory += tmem.sum(axis=0)
+        return tstats, tmem
 
     def replay(self, req: Requests, n_tasks: int) -> tuple[np.ndarray, np.ndarray]:
         """Send requests down the chain; count what reaches main memory."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 LOAD, STORE, WRITEBACK = 0, 1, 2
+READ_MODIFY_WRITE = 3  # each line loaded, then stored (found by hwmodels.runs; LRU levels only)
 STAT_FIELDS = ("loads", "stores", "hits", "misses", "writebacks_in", "evictions", "writebacks",
                "run_start_misses")
 
@@ -21,10 +22,12 @@ STAT_FIELDS = ("loads", "stores", "hits", "misses", "writebacks_in", "evictions"
 @dataclass
 class Requests:
     """Columnar requests, in order: each one covers the ``count`` lines from line ``start``
-    (byte address ``start * line``) in ascending order. ``kind``: LOAD, STORE or WRITEBACK;
-    ``core``: issuing core; ``task``: workload task (for per-task counters); ``run_start``: the
+    (byte address ``start * line``) in ascending order. ``kind``: LOAD, STORE or WRITEBACK
+    (and READ_MODIFY_WRITE between run finding and a built-in LRU level); ``core``: issuing
+    core; ``task``: workload task (for per-task counters); ``run_start``: true where the
     first line of the request starts a sequential run (its latency cannot be hidden by
-    prefetching)."""
+    prefetching); run finding (hwmodels.runs) hands the built-in LRU levels int8 values
+    instead: 0 none, 1 the first line, 2 every line."""
 
     start: np.ndarray
     count: np.ndarray

@@ -1,36 +1,13 @@
 """The exact cache model against pycachesim (loads) and a slow reference model (stores)."""
-from collections import OrderedDict
-
 import numpy as np
 import pytest
 
 from hwmodels.cache import CacheGeometryError, CacheHierarchy, simulate_cache
+from tests.cache_refs import ReferenceLRU, pycachesim, random_levels
 
-cachesim = pytest.importorskip("cachesim")
-
-
-def pycachesim(levels):
-    mem = cachesim.MainMemory()
-    prev = None
-    for i, lv in reversed(list(enumerate(levels))):
-        sets = lv["size"] // (lv["line"] * lv["ways"])
-        c = cachesim.Cache(f"L{i + 1}", sets, lv["ways"], lv["line"], "LRU",
-                           store_to=prev, load_from=prev)
-        if prev is None:
-            mem.load_to(c)
-            mem.store_from(c)
-        prev = c
-    return cachesim.CacheSimulator(prev, mem)
-
-
-def random_levels(rng):
-    line = int(2 ** rng.integers(4, 7))
-    levels = []
-    for lv in range(int(rng.integers(1, 4))):
-        ways = int(rng.integers(1, 9))
-        sets = int(rng.integers(1, 40)) * (lv + 1)  # not always a power of two
-        levels.append({"size": sets * ways * line, "line": line, "ways": ways})
-    return levels
+# the class form as given (no run finding, no switch to the plain form), and line by line
+CLASS = {"mode": "class", "runs": False}
+LINES = {"mode": "plain", "runs": False}
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -77,8 +54,8 @@ def test_coarse_super_sets_are_exact(rng):
     levels = [{"size": 32768, "line": 64, "ways": 8}, {"size": 1 << 20, "line": 64, "ways": 8}]
     addrs, lengths = spike_stream(rng)
     writes = rng.random(len(addrs)) < 0.3
-    coarse = CacheHierarchy(levels, max_granule=16)
-    fine = CacheHierarchy(levels, max_granule=1)  # line by line
+    coarse = CacheHierarchy(levels, max_granule=16, **CLASS)
+    fine = CacheHierarchy(levels, max_granule=1, **LINES)  # line by line
     for h in (coarse, fine):
         h.access(addrs, lengths, writes)
     assert coarse.levels[1].own.sum() == 0  # aligned rows never give a set its own state
@@ -89,59 +66,6 @@ def test_coarse_super_sets_are_exact(rng):
         h.flush()
     assert 0 < coarse.levels[1].own.mean() < 1.0  # only the touched sets
     assert coarse.stats() == fine.stats()
-
-
-class ReferenceLRU:
-    """Slow, obvious model of the documented semantics (docs/cache-model.md)."""
-
-    def __init__(self, levels):
-        self.levels = [(lv["size"] // (lv["line"] * lv["ways"]), lv["ways"]) for lv in levels]
-        self.line = levels[0]["line"]
-        self.sets = [[OrderedDict() for _ in range(s)] for s, _ in self.levels]
-        self.stats = [dict(hits=0, misses=0, writebacks=0, writebacks_in=0)
-                      for _ in self.levels]
-        self.dram = [0, 0]
-
-    def _wb(self, lv, tag):
-        if lv == len(self.levels):
-            self.dram[1] += 1
-            return
-        self.stats[lv]["writebacks_in"] += 1
-        st = self.sets[lv][tag % self.levels[lv][0]]
-        if tag in st:
-            st[tag] = True
-            st.move_to_end(tag)
-            return
-        st[tag] = True
-        if len(st) > self.levels[lv][1]:
-            old, dirty = st.popitem(last=False)
-            if dirty:
-                self.stats[lv]["writebacks"] += 1
-                self._wb(lv + 1, old)
-
-    def access(self, addr, write):
-        tag = addr // self.line
-        missed = []
-        for lv in range(len(self.levels)):
-            st = self.sets[lv][tag % self.levels[lv][0]]
-            if tag in st:
-                self.stats[lv]["hits"] += 1
-                st.move_to_end(tag)
-                if lv == 0 and write:
-                    st[tag] = True
-                break
-            self.stats[lv]["misses"] += 1
-            missed.append(lv)
-        else:
-            self.dram[0] += 1
-        for lv in reversed(missed):
-            st = self.sets[lv][tag % self.levels[lv][0]]
-            st[tag] = bool(lv == 0 and write)
-            if len(st) > self.levels[lv][1]:
-                old, dirty = st.popitem(last=False)
-                if dirty:
-                    self.stats[lv]["writebacks"] += 1
-                    self._wb(lv + 1, old)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -206,7 +130,7 @@ def test_refining_and_recoarsening_stay_exact(seed):
     results = []
     coarse_seen = 0
     for g in (16, 1):
-        h = CacheHierarchy(levels, cores=2, max_granule=g)
+        h = CacheHierarchy(levels, cores=2, max_granule=g, **(CLASS if g > 1 else LINES))
         for part in np.array_split(np.arange(n), 5):  # several calls keep the state
             h.access(start[part] * 64, lines[part] * 64, writes[part], cores[part])
             if g == 16:
@@ -240,7 +164,7 @@ def test_repeated_ranges_match_the_reference(seed):
         for line in range(a // 64, (a + ln - 1) // 64 + 1):
             ref.access(line * 64, w)
     for g in (8, 1):
-        h = CacheHierarchy(levels, max_granule=g)
+        h = CacheHierarchy(levels, max_granule=g, **(CLASS if g > 1 else LINES))
         h.access(addrs, lengths, writes)
         ours = h.stats()
         for r, o in zip(ref.stats, ours):
@@ -259,9 +183,9 @@ def test_a_super_set_whose_own_sets_agree_becomes_canonical_again(dirty_one):
     addrs = np.concatenate([lines * 64, [8 * 64, 16 * 64, 0]])
     lengths = np.concatenate([np.full(8, 64), [512, 512, 512]])
     wr = np.concatenate([writes, [False, False, False]])
-    fine = CacheHierarchy(levels, max_granule=1)
+    fine = CacheHierarchy(levels, max_granule=1, **LINES)
     fine.access(addrs, lengths, wr)
-    coarse = CacheHierarchy(levels, max_granule=8)
+    coarse = CacheHierarchy(levels, max_granule=8, **CLASS)
     coarse.access(addrs[:9], lengths[:9], wr[:9])
     assert coarse.levels[0].own.sum() == (8 if dirty_one else 0)
     coarse.access(addrs[9:], lengths[9:], wr[9:])
@@ -281,7 +205,7 @@ def test_set_counts_that_do_not_divide_stay_exact():
     writes = rng.random(2000) < 0.5
     coarse = CacheHierarchy(levels)
     assert coarse.levels[0].g == 1
-    fine = CacheHierarchy(levels, max_granule=1)
+    fine = CacheHierarchy(levels, max_granule=1, **LINES)
     ref = ReferenceLRU(levels)
     for a, w in zip(start.tolist(), writes.tolist()):
         for line in range(a // 64, a // 64 + 32):
@@ -306,8 +230,8 @@ def test_packed_rows_share_a_class_and_whole_granules_merge_classes_again():
             wr += [False, False, True]
     addr, wr = np.array(addr), np.array(wr)
     granules = np.arange(100, 106) * 32 * 64
-    coarse = CacheHierarchy(levels, max_granule=32)
-    fine = CacheHierarchy(levels, max_granule=1)
+    coarse = CacheHierarchy(levels, max_granule=32, **CLASS)
+    fine = CacheHierarchy(levels, max_granule=1, **LINES)
     for h in (coarse, fine):
         h.access(addr, writes=wr)
     lv = coarse.levels[0]
