@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 
 @dataclass
@@ -79,10 +80,42 @@ class Workload:
     def replay_order(self) -> np.ndarray:
         """Order in which the memory system sees the accesses: phase by phase; inside a phase
         the cores' streams are interleaved one access (range) at a time, as if they ran
-        concurrently at the same pace."""
-        task = self.access_task()
-        rank = np.arange(self.n_accesses) - self.task_start[task]
-        return np.lexsort((self.task_core[task], rank, self.task_phase[task]))
+        concurrently at the same pace (ties: the lower core, then the earlier task)."""
+        tasks = np.lexsort((np.arange(self.n_tasks), self.task_core, self.task_phase))
+        return _interleave(self.task_start, self.task_phase, tasks, self.n_accesses)
+
+
+@njit(cache=True)
+def _interleave(task_start, task_phase, tasks, n):  # pragma: no cover - compiled
+    """Access order from ``tasks`` sorted by (phase, core, task): per phase, rank by rank,
+    the rank-th access of each of its tasks that has one, in that task order."""
+    out = np.empty(n, np.int64)
+    active = np.empty(tasks.shape[0], np.int64)
+    m = 0
+    i = 0
+    while i < tasks.shape[0]:
+        j = i
+        while j < tasks.shape[0] and task_phase[tasks[j]] == task_phase[tasks[i]]:
+            j += 1
+        k = 0
+        for q in range(i, j):
+            if task_start[tasks[q] + 1] > task_start[tasks[q]]:
+                active[k] = tasks[q]
+                k += 1
+        r = 0
+        while k:
+            kk = 0
+            for q in range(k):
+                t = active[q]
+                out[m] = task_start[t] + r
+                m += 1
+                if task_start[t] + r + 1 < task_start[t + 1]:
+                    active[kk] = t
+                    kk += 1
+            k = kk
+            r += 1
+        i = j
+    return out
 
 
 def concat(workloads: list[Workload]) -> Workload:
@@ -110,3 +143,32 @@ def concat(workloads: list[Workload]) -> Workload:
         # the first workload's meta, less what indexes its accesses (they have moved)
         {k: v for k, v in workloads[0].meta.items() if k != "kernel_calls"},
     )
+
+
+def tasks_only(workloads: list[Workload]) -> Workload:
+    """The workloads joined one after the other (like :func:`concat`) keeping only what the
+    timing and energy models read: tasks, phases and each task's number of accesses. The
+    access columns are read-only placeholders of the right length that hold no memory
+    (address 0, length 1, read), and ``meta["accesses"]`` says so: what a streamed
+    simulation keeps after its memory model has seen each chunk's accesses."""
+    if not workloads:
+        raise ValueError("nothing to join")
+    counts = [np.diff(w.task_start) for w in workloads]
+    n = int(sum(int(c.sum()) for c in counts))
+    ph_off = np.cumsum([0] + [w.n_phases for w in workloads])
+    info_keys = set.intersection(*(set(w.phase_info) for w in workloads))
+    kinds = workloads[0].op_kinds
+    if any(w.op_kinds != kinds for w in workloads):
+        raise ValueError("workloads disagree on op kinds")
+    meta = {k: v for k, v in workloads[0].meta.items() if k != "kernel_calls"}
+    meta["accesses"] = "not kept"
+    return Workload(
+        np.broadcast_to(np.int64(0), (n,)), np.broadcast_to(np.int64(1), (n,)),
+        np.broadcast_to(np.False_, (n,)),
+        np.concatenate([[0], np.cumsum(np.concatenate(counts))]).astype(np.int64),
+        np.concatenate([w.task_core for w in workloads]),
+        np.concatenate([w.task_phase + o for w, o in zip(workloads, ph_off)]).astype(np.int32),
+        np.concatenate([w.ops for w in workloads]),
+        kinds, [nm for w in workloads for nm in w.phase_names],
+        max(w.n_cores for w in workloads),
+        {k: np.concatenate([w.phase_info[k] for w in workloads]) for k in info_keys}, meta)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from simsnn.workload_builder import expand
+
 
 def rows(*cols: tuple) -> list[tuple]:
     """Parts from columns of per-item accesses, item by item: every column is (addresses,
@@ -26,9 +28,9 @@ def rows(*cols: tuple) -> list[tuple]:
     for a, length, w in cols:
         a = np.asarray(a, np.int64).reshape(n, -1)
         addr.append(a)
-        ln.append(np.broadcast_to(np.asarray(length, np.int64).reshape(
+        ln.append(expand(np.asarray(length, np.int64).reshape(
             (n, -1) if np.ndim(length) else (1, 1)), a.shape))
-        wr.append(np.broadcast_to(np.asarray(w, bool).reshape(
+        wr.append(expand(np.asarray(w, bool).reshape(
             (n, -1) if np.ndim(w) else (1, 1)), a.shape))
     return [(np.concatenate(addr, 1).ravel(), np.concatenate(ln, 1).ravel(),
              np.concatenate(wr, 1).ravel())]
@@ -40,13 +42,11 @@ def ordered(groups: list[tuple]) -> list[tuple]:
     groups = [g for g in groups if np.size(g[2])]
     if not groups:
         return []
-    item = np.concatenate([np.broadcast_to(g[0], np.shape(g[2])) for g in groups])
-    rank = np.concatenate([np.broadcast_to(g[1], np.shape(g[2])) for g in groups])
+    item = np.concatenate([expand(g[0], np.shape(g[2])) for g in groups])
+    rank = np.concatenate([expand(g[1], np.shape(g[2])) for g in groups])
     addr = np.concatenate([np.asarray(g[2], np.int64) for g in groups])
-    ln = np.concatenate([np.broadcast_to(np.asarray(g[3], np.int64), np.shape(g[2]))
-                         for g in groups])
-    wr = np.concatenate([np.broadcast_to(np.asarray(g[4], bool), np.shape(g[2]))
-                         for g in groups])
+    ln = np.concatenate([expand(g[3], np.shape(g[2]), np.int64) for g in groups])
+    wr = np.concatenate([expand(g[4], np.shape(g[2]), np.bool_) for g in groups])
     o = np.lexsort((rank, item))
     return [(addr[o], ln[o], wr[o])]
 

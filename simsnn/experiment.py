@@ -1,6 +1,7 @@
 """Run an experiment file: every network on the same trace source, compared side by side."""
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -109,7 +110,17 @@ def run_experiment(cfg: ExperimentConfig, source: str | Path = "<python>",
         }
         if hw is not None:
             from simsnn.simulate import simulate
-            sim = simulate(net, trace, hw, cfg.memory_mode, cfg.cores, cfg.layout)
+            bar = None
+            if progress:
+                from tqdm import tqdm
+                n_sim = trace.n_samples if cfg.layout is None or cfg.layout.samples is None \
+                    else min(cfg.layout.samples, trace.n_samples)
+                bar = tqdm(total=n_sim, desc=f"  {net.name}: simulating", unit="sample",
+                           file=sys.stderr, leave=False)
+            sim = simulate(net, trace, hw, cfg.memory_mode, cfg.cores, cfg.layout,
+                           progress=None if bar is None else bar.update)
+            if bar is not None:
+                bar.close()
             for key in ("hardware", "memory_mode", "cores", "samples_simulated", "layout",
                         "latency_s", "latency", "energy_j", "energy", "cache", "dram",
                         "operations"):

@@ -34,9 +34,10 @@ from simsnn.workload_builder import (  # noqa: F401  (the lowering's vocabulary,
 )
 
 
-def lower(net: AnyNetwork, trace: SpikeTrace, cores: int = 1,
-          layout: LayoutConfig | NetworkLayout | None = None) -> Workload:
-    """Build the workload of ``net`` replaying ``trace`` on ``cores`` cores."""
+def network_layout(net: AnyNetwork, trace: SpikeTrace, cores: int = 1,
+                   layout: LayoutConfig | NetworkLayout | None = None) -> NetworkLayout:
+    """The memory layout :func:`lower` uses for ``trace`` of ``net`` on ``cores`` cores (build
+    it once to lower a trace in chunks of samples)."""
     input_binary = net.coding == "rate" or bool(trace.meta.get("input_binary", False))
     T = trace.timesteps
     lay = layout if isinstance(layout, NetworkLayout) else build_layout(
@@ -44,6 +45,22 @@ def lower(net: AnyNetwork, trace: SpikeTrace, cores: int = 1,
     if lay.steps != T or lay.cores < cores:
         raise NetworkError(f"the layout holds {lay.steps} steps on {lay.cores} cores; the "
                            f"trace has {T} steps, the workload {cores} cores")
+    return lay
+
+
+def lowered_samples(trace: SpikeTrace, lay: NetworkLayout) -> int:
+    """How many of the trace's samples :func:`lower` replays (``layout.samples`` caps it)."""
+    n = lay.config.samples
+    return trace.n_samples if n is None else min(n, trace.n_samples)
+
+
+def lower(net: AnyNetwork, trace: SpikeTrace, cores: int = 1,
+          layout: LayoutConfig | NetworkLayout | None = None) -> Workload:
+    """Build the workload of ``net`` replaying ``trace`` on ``cores`` cores. Samples are
+    lowered one after the other and independently: lowering the samples in chunks and
+    joining the workloads gives the same accesses in the same order."""
+    T = trace.timesteps
+    lay = network_layout(net, trace, cores, layout)
     cfg = lay.config
     if "input" not in trace.layers:
         raise NetworkError("the trace has no 'input' layer of input events")
@@ -52,7 +69,7 @@ def lower(net: AnyNetwork, trace: SpikeTrace, cores: int = 1,
         raise NetworkError("step_major schedule needs the gate at position 0 (it reads the "
                            "whole-inference spike rate of an earlier layer otherwise)")
     lw = Lowerer(net, lay, cores)
-    n = trace.n_samples if cfg.samples is None else min(cfg.samples, trace.n_samples)
+    n = lowered_samples(trace, lay)
     inputs = trace.layers["input"]
     for b in range(n):
         x = inputs[b].reshape((T,) + tuple(net.input_shape))

@@ -11,7 +11,14 @@ from hwmodels.spec import TAIL_BLOCKS
 from simsnn import accesses as acc
 from simsnn.layout import LayerLayout, NetworkLayout
 from simsnn.network import AnyNetwork, Ensemble, Network
-from simsnn.workload_builder import VECTOR_ALIGN, Builder, interleave, segments, unit_shares
+from simsnn.workload_builder import (
+    VECTOR_ALIGN,
+    Builder,
+    expand,
+    interleave,
+    segments,
+    unit_shares,
+)
 
 
 class Lowerer:
@@ -167,13 +174,13 @@ class Lowerer:
             s0, sl = segments(pos)
             p = np.arange(n_pos)[:, None] * n_units
             ca = cur + 4 * (p + s0[None, :])  # (positions, runs)
-            cl = np.broadcast_to(4 * sl[None, :], ca.shape)
+            cl = expand(4 * sl[None, :], ca.shape)
             sa = state + 4 * (p + s0[None, :])
             # the kernel's first loop, once per inference: every open unit's state set to 0
             parts = [(sa, cl, True)] if t == 0 else []
             if layer.has_bias:  # current = bias (widened) at every position's open runs
-                ba = np.broadcast_to(ll.base("bias") + self.wb * s0[None, :], ca.shape)
-                parts += interleave((ba, np.broadcast_to(self.wb * sl[None, :], ca.shape),
+                ba = expand(ll.base("bias") + self.wb * s0[None, :], ca.shape)
+                parts += interleave((ba, expand(self.wb * sl[None, :], ca.shape),
                                      False), (ca, cl, True))
             else:
                 parts.append((ca, cl, True))
@@ -226,18 +233,18 @@ class Lowerer:
         cur = ll.base("current")
         if self.cfg.order == "row":
             w_addr = w_base + (rows[:, None] * layer.out_features + s0[None, :]) * self.wb
-            w_len = np.broadcast_to(self.wb * sl[None, :], w_addr.shape)
+            w_len = expand(self.wb * sl[None, :], w_addr.shape)
             off = (w_addr % VECTOR_ALIGN != 0) | ((cur + 4 * s0[None, :]) % VECTOR_ALIGN != 0)
             unaligned = int((off * sl[None, :]).sum())
-            c_addr = np.broadcast_to(cur + 4 * s0[None, :], w_addr.shape)
-            c_len = np.broadcast_to(4 * sl[None, :], w_addr.shape)
+            c_addr = expand(cur + 4 * s0[None, :], w_addr.shape)
+            c_len = expand(4 * sl[None, :], w_addr.shape)
             body = interleave((w_addr, w_len, False), (c_addr, c_len, False),
                               (c_addr, c_len, True))[0]
         else:  # output-major: one element per open unit (the simulator only)
             pos = np.concatenate([np.arange(a, a + n) for a, n in zip(s0, sl)])
             w_addr = w_base + (pos[None, :] * layer.in_features + rows[:, None]) * self.wb
-            ca = np.broadcast_to(cur + 4 * s0[None, :], (n_ev, s0.size))
-            cl = np.broadcast_to(4 * sl[None, :], (n_ev, s0.size))
+            ca = expand(cur + 4 * s0[None, :], (n_ev, s0.size))
+            cl = expand(4 * sl[None, :], (n_ev, s0.size))
             body = acc.rows((w_addr, self.wb, False), (ca, cl, False), (ca, cl, True))[0]
             unaligned = 0
         k = body[0].shape[0] // n_ev
@@ -276,10 +283,10 @@ class Lowerer:
         cpos = ll.in_perm[ch[e_idx]]
         w_row = ((cpos * k + ky[tap]) * k + kx[tap]) * o
         w_addr = ll.base("weights") + (w_row[:, None] + s0[None, :]) * self.wb
-        w_len = np.broadcast_to(self.wb * sl[None, :], w_addr.shape)
+        w_len = expand(self.wb * sl[None, :], w_addr.shape)
         c_idx = (oy[e_idx, tap] * wo + ox[e_idx, tap]) * o
         c_addr = ll.base("current") + 4 * (c_idx[:, None] + s0[None, :])
-        c_len = np.broadcast_to(4 * sl[None, :], c_addr.shape)
+        c_len = expand(4 * sl[None, :], c_addr.shape)
         off = (w_addr % VECTOR_ALIGN != 0) | (c_addr % VECTOR_ALIGN != 0)
         unaligned = int((off * sl[None, :]).sum())
         body = interleave((w_addr, w_len, False), (c_addr, c_len, False),

@@ -10,7 +10,7 @@ from hwmodels.spec import HardwareSpec
 from hwmodels.workload import Workload
 from simsnn.config.layout import LayoutConfig
 from simsnn.footprint import footprint
-from simsnn.lowering import lower
+from simsnn.lowering import lower, lowered_samples, network_layout
 from simsnn.network import AnyNetwork
 from simsnn.trace import SpikeTrace
 
@@ -100,14 +100,72 @@ def _by(values: np.ndarray, keys: np.ndarray, names: list[str] | None = None) ->
     return out
 
 
+#: samples lowered and replayed at a time by an exact simulation (memory stays bounded)
+CHUNK_SAMPLES = 16
+
+
+def _streamed(net: AnyNetwork, trace: SpikeTrace, hw: HardwareSpec, n_cores: int, lay,
+              n: int, chunk: int, progress=None) -> tuple[Workload, tuple, dict]:
+    """Lower and replay ``n`` samples ``chunk`` at a time through one cache hierarchy (its
+    state carried from chunk to chunk, so the counters equal those of one replay); keep each
+    chunk's tasks and its working set, drop its accesses. Returns the task-level workload,
+    the memory model's counts and the working set."""
+    from hwmodels.cache import CacheHierarchy
+    from hwmodels.loader import build_levels
+    from hwmodels.simulate import _line
+    from hwmodels.workload import tasks_only
+    line = _line(hw)
+    h = CacheHierarchy(build_levels(hw, n_cores), cores=n_cores, line=line)
+    parts, tls, tms = [], [], []
+    ws_total, ws_layers = 0.0, {}
+    for s0 in range(0, n, chunk):
+        k = min(chunk, n - s0)
+        wl = lower(net, trace.subset(slice(s0, s0 + k)), n_cores, lay)
+        order = wl.replay_order()
+        task = wl.access_task()[order]
+        tl, tm = h.access(wl.addr[order], wl.length[order], wl.write[order],
+                          wl.task_core[task], task, n_tasks=wl.n_tasks)
+        del order, task
+        ws = working_set(wl, line)
+        ws_total += ws["bytes_per_inference"] * k
+        for name, v in ws["per_layer_bytes"].items():
+            ws_layers[name] = ws_layers.get(name, 0.0) + v * k
+        wl.phase_info["sample"] = wl.phase_info["sample"] + s0
+        parts.append(tasks_only([wl]))
+        tls.append(tl)
+        tms.append(tm)
+        if progress is not None:
+            progress(k)
+    whole = tasks_only(parts)
+    whole.meta["samples"] = n
+    ws = {"bytes_per_inference": ws_total / n,
+          "per_layer_bytes": {name: v / n for name, v in ws_layers.items()}}
+    return whole, (h.stats(), np.concatenate(tls), np.concatenate(tms)), ws
+
+
 def simulate(net: AnyNetwork, trace: SpikeTrace, hw: HardwareSpec, mode: str = "exact",
-             cores: int | None = None, layout: LayoutConfig | None = None) -> SimResult:
+             cores: int | None = None, layout: LayoutConfig | None = None,
+             chunk_samples: int = CHUNK_SAMPLES, progress=None) -> SimResult:
     """Lower ``trace`` of ``net`` with ``layout`` onto ``cores`` cores of ``hw`` (default:
     all), simulate it (``mode``: exact LRU replay or fast reuse distances) and report latency,
-    energy, footprint and cache statistics per inference."""
+    energy, footprint and cache statistics per inference.
+
+    The exact mode lowers and replays ``chunk_samples`` samples at a time through one cache
+    hierarchy (same results as one replay, bounded memory); its ``SimResult.workload`` then
+    keeps tasks and phases only (``meta["accesses"] == "not kept"``). ``progress``: called
+    with the number of samples done after each chunk."""
     n_cores = cores or hw.cores.count
-    wl = lower(net, trace, n_cores, layout)
-    res = simulate_workload(wl, hw, mode, n_cores)
+    lay = network_layout(net, trace, n_cores, layout)
+    n = lowered_samples(trace, lay)
+    if mode == "exact" and n > chunk_samples:
+        wl, counts, ws = _streamed(net, trace, hw, n_cores, lay, n, chunk_samples, progress)
+        res = simulate_workload(wl, hw, mode, n_cores, counts=counts)
+    else:
+        wl = lower(net, trace, n_cores, lay)
+        res = simulate_workload(wl, hw, mode, n_cores)
+        ws = working_set(wl, res.line)
+        if progress is not None:
+            progress(n)
     info = wl.phase_info
     n = int(wl.meta["samples"])
     phase_dur = np.diff(np.concatenate([[0.0], res.timeline.phase_end]))
@@ -131,7 +189,6 @@ def simulate(net: AnyNetwork, trace: SpikeTrace, hw: HardwareSpec, mode: str = "
     for name, share in zip(per_layer, layer_time / max(layer_time.sum(), 1e-300)):
         layer_energy[name] = layer_energy.get(name, 0.0) + static_total * float(share)
     fp = footprint(net, trace)
-    ws = working_set(wl, res.line)
     ops = {k: v / n for k, v in wl.op_totals().items()}
     dram_busy = res.timeline.channel_busy.get("dram", 0.0)
     report = {

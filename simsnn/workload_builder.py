@@ -29,6 +29,17 @@ def op_kinds(dtype: str) -> tuple[str, ...]:
     return tuple(f"{k}.{dtype}" if k in _DTYPED else k for k in BASE_OPS)
 
 
+def expand(x, shape: tuple, dtype=None) -> np.ndarray:
+    """``x`` broadcast to ``shape`` as a new array (or ``x`` itself when it has the shape and
+    dtype already): ``np.broadcast_to`` costs ~5 us a call in Python overhead, and the
+    lowering makes millions of these calls on small arrays."""
+    if isinstance(x, np.ndarray) and x.shape == shape and (dtype is None or x.dtype == dtype):
+        return x
+    out = np.empty(shape, dtype if dtype is not None else np.asarray(x).dtype)
+    out[...] = x
+    return out
+
+
 def segments(pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Runs of consecutive storage positions in sorted ``pos``: (starts, lengths)."""
     if pos.shape[0] == 0:
@@ -111,8 +122,8 @@ class Builder:
         for p in parts:
             addr = np.asarray(p[0], np.int64)
             a.append(addr.ravel())
-            n.append(np.broadcast_to(np.asarray(p[1], np.int64), addr.shape).ravel())
-            w.append(np.broadcast_to(np.asarray(p[2], np.bool_), addr.shape).ravel())
+            n.append(expand(p[1], addr.shape, np.int64).ravel())
+            w.append(expand(p[2], addr.shape, np.bool_).ravel())
         addr = np.concatenate(a) if a else np.zeros(0, np.int64)
         ln = np.concatenate(n) if n else np.zeros(0, np.int64)
         keep = ln > 0
@@ -152,7 +163,7 @@ def interleave(*parts: tuple) -> list[tuple]:
     if not parts or np.size(parts[0][0]) == 0:
         return []
     shape = np.shape(parts[0][0])
-    addr = np.stack([np.broadcast_to(p[0], shape) for p in parts], -1)
-    ln = np.stack([np.broadcast_to(p[1], shape) for p in parts], -1)
-    wr = np.broadcast_to(np.array([p[2] for p in parts]), addr.shape)
+    addr = np.stack([expand(p[0], shape) for p in parts], -1)
+    ln = np.stack([expand(p[1], shape) for p in parts], -1)
+    wr = expand(np.array([p[2] for p in parts]), addr.shape)
     return [(addr.ravel(), ln.ravel(), wr.ravel())]

@@ -471,3 +471,41 @@ def test_runs_off_a_vector_boundary_are_counted_and_priced():
     cores = spec.cores.model_copy(update={"cycles_per_unaligned": {"fp16": 0.5}})
     assert ThroughputCore(cores).cycles_per_op("unaligned.fp16") == 0.5
     assert ThroughputCore(cores).cycles_per_op("unaligned.fp32") == 0.0
+
+
+@pytest.mark.parametrize("name", ["dense", "gated"])
+def test_streamed_simulation_equals_one_replay(name):
+    """Samples lowered and replayed a few at a time through one hierarchy give the results
+    of one replay of the whole workload (the cache state carries across chunks)."""
+    net = simsnn.load_network(NETS[name])
+    tr = synthesize_trace(net, SynthParams(samples=7, rate=0.2, seed=5))
+    hw = two_level_hw("1 KiB")
+    whole = simsnn.simulate(net, tr, hw, cores=2, chunk_samples=100)
+    done = []
+    parts = simsnn.simulate(net, tr, hw, cores=2, chunk_samples=3, progress=done.append)
+    assert done == [3, 3, 1]
+    assert parts.workload.meta["accesses"] == "not kept"
+    assert "accesses" not in whole.workload.meta
+    a, b = whole.report, parts.report
+    ws_a, ws_b = a["footprint"].pop("working_set"), b["footprint"].pop("working_set")
+    assert ws_b["bytes_per_inference"] == pytest.approx(ws_a["bytes_per_inference"])
+    assert ws_b["per_layer_bytes"] == pytest.approx(ws_a["per_layer_bytes"])
+    assert a == b
+    assert np.array_equal(whole.hw.task_lines, parts.hw.task_lines)
+    assert np.array_equal(whole.workload.phase_info["sample"], parts.workload.phase_info["sample"])
+
+
+def test_replay_order_interleaves_the_cores_rank_by_rank():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        nt = int(rng.integers(1, 30))
+        counts = rng.integers(0, 8, nt)
+        phase = np.sort(rng.integers(0, 4, nt)).astype(np.int32)
+        core = rng.integers(0, 3, nt).astype(np.int32)
+        n = int(counts.sum())
+        wl = Workload(np.arange(n) * 64, np.ones(n, np.int64), np.zeros(n, bool),
+                      np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), core, phase,
+                      np.zeros((nt, 1)), ("synop.fp32",), ["p"] * 4, 3)
+        task = wl.access_task()
+        rank = np.arange(n) - wl.task_start[task]
+        assert np.array_equal(wl.replay_order(), np.lexsort((core[task], rank, phase[task])))
