@@ -238,8 +238,26 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def _cache_limit(text: str | None) -> int | None:
+    """``--cache-limit``: a size ("1 GiB", "500MB", bytes) or "none"; default 1 GiB."""
+    from simsnn.sweep.diskcache import DEFAULT_LIMIT
+    if text is None:
+        return DEFAULT_LIMIT
+    if text.strip().lower() in ("none", "unbounded"):
+        return None
+    from hwmodels.units import UnitError, parse_quantity
+    try:
+        value = parse_quantity(text, "bytes")
+    except UnitError as e:
+        raise SimsnnError(f"--cache-limit: {e}") from None
+    if value < 0:
+        raise SimsnnError(f"--cache-limit: {text!r} is negative")
+    return int(value)
+
+
 def cmd_sweep(args) -> int:
     from simsnn.sweep import load_sweep, plan, run_sweep
+    limit = _cache_limit(args.cache_limit)
     base = load_sweep(args.config)
     if args.dry_run:
         points, invalid = plan(base)
@@ -254,7 +272,8 @@ def cmd_sweep(args) -> int:
         raise SimsnnError("sweep: -o DIR is required (except with --dry-run)")
     s = run_sweep(base, args.output, workers=args.workers, resume=args.resume,
                   scheduler=args.scheduler, dask_local=args.dask_local,
-                  progress=not args.quiet, cache_dir=args.cache)
+                  progress=not args.quiet, cache_dir=args.cache,
+                  cache_limit=limit)
     rate = s["evaluated"] / s["seconds"] if s["seconds"] else 0.0
     if len(s["code_versions"]) > 1:
         print(f"simsnn: warning: {args.output}/results.jsonl holds points evaluated by "
@@ -265,6 +284,9 @@ def cmd_sweep(args) -> int:
           f"feasible, {len(s['pareto'])} on the Pareto front; {s['evaluated']} evaluated in "
           f"{s['seconds']:.1f} s ({rate:.1f} points/s, {s['scheduler']}); results in "
           f"{args.output}/")
+    c = s["cache"]
+    cap = "unbounded" if c["limit_bytes"] is None else f"limit {c['limit_bytes'] / 2**20:.0f} MiB"
+    print(f"cache: {c['bytes'] / 2**20:.1f} MiB in {c['files']} files at {c['dir']} ({cap})")
     return 0
 
 
@@ -433,6 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "of N worker processes")
     s.add_argument("--cache", help="folder of the shared hardware-independent pieces "
                    "(traces, workloads, reuse profiles; default DIR/cache)")
+    s.add_argument("--cache-limit", metavar="SIZE", help="size limit of the cache folder "
+                   "(e.g. 500MB, 2GiB; 'none': unbounded; default 1 GiB): the least "
+                   "recently used pieces are removed beyond it")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(fn=cmd_sweep)
 

@@ -308,3 +308,58 @@ def test_sweep_schema_needs_samples_for_random():
         SweepConfig.model_validate({"version": 1, "kind": "sweep", "name": "x", "base": "e",
                                     "axes": [{"path": "cores", "values": [1]}],
                                     "sampling": {"method": "random"}})
+
+
+def test_the_disk_cache_evicts_the_least_recently_used_and_never_serves_a_torn_file(tmp_path):
+    from simsnn.sweep import diskcache
+    cache = tmp_path / "cache"
+    blob = np.zeros(100_000, np.uint8)  # ~100 kB pickled
+    diskcache.set_limit(cache, 350_000)  # room for three
+    made = []
+
+    def make(tag):
+        return lambda: made.append(tag) or (tag, blob)
+
+    for i, tag in enumerate("abc"):
+        diskcache.cached(str(cache), f"x-{tag}.pkl", make(tag))
+        os.utime(cache / f"x-{tag}.pkl", (1000 + i, 1000 + i))  # distinct ages
+    assert diskcache.cached(str(cache), "x-a.pkl", make("a"))[0] == "a"  # read: a is recent
+    assert made == ["a", "b", "c"]
+    diskcache.cached(str(cache), "x-d.pkl", make("d"))  # over the limit: b (oldest) goes
+    names = sorted(p.name for p in cache.glob("*.pkl"))
+    assert names == ["x-a.pkl", "x-c.pkl", "x-d.pkl"]
+    use = diskcache.usage(cache)
+    assert use["files"] == 3 and use["bytes"] <= 350_000 and use["limit_bytes"] == 350_000
+    # a damaged entry (a writer that did not write atomically) is recomputed, not served
+    (cache / "x-c.pkl").write_bytes((cache / "x-c.pkl").read_bytes()[:1000])
+    assert diskcache.cached(str(cache), "x-c.pkl", make("c"))[0] == "c"
+    assert made[-1] == "c"
+    # a stray temporary file is never read as an entry
+    (cache / "x-e.pkl.123.tmp").write_bytes(b"partial")
+    assert diskcache.cached(str(cache), "x-e.pkl", make("e"))[0] == "e"
+    # an entry larger than the whole limit stays in memory only
+    diskcache.set_limit(cache, 50_000)
+    assert diskcache.usage(cache)["bytes"] <= 50_000
+    assert diskcache.cached(str(cache), "x-f.pkl", make("f"))[0] == "f"
+    assert not (cache / "x-f.pkl").exists()
+
+
+def test_a_sweep_keeps_its_cache_within_the_limit_and_reports_it(tmp_path, capsys):
+    p = _sweep(tmp_path, GRID)
+    assert main(["sweep", str(p), "-o", str(tmp_path / "bad"), "--cache-limit", "lots"]) == 2
+    assert "--cache-limit" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    s = run_sweep(load_sweep(p), tmp_path / "a", workers=1, progress=False,
+                  cache_limit=None)
+    full = s["cache"]["bytes"]
+    assert full > 0 and s["cache"]["limit_bytes"] is None
+    limit = full // 2
+    assert main(["sweep", str(p), "-o", str(tmp_path / "b"), "-q", "--workers", "1",
+                 "--cache-limit", f"{limit} B"]) == 0
+    out = capsys.readouterr().out
+    assert "cache:" in out
+    s2 = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert 0 < s2["cache"]["bytes"] <= limit
+    a = {r["point_id"]: r["metrics"] for r in read_results(tmp_path / "a" / "results.jsonl")}
+    b = {r["point_id"]: r["metrics"] for r in read_results(tmp_path / "b" / "results.jsonl")}
+    assert a == b  # evicted pieces are recomputed, with the same results

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
-import pickle
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from simsnn.errors import SimsnnError
+from simsnn.sweep.diskcache import cached
 from simsnn.sweep.plan import config_hash
 
 # the last few pieces of each kind a worker keeps in memory (workloads and profiles of large
@@ -42,23 +41,9 @@ def _memo(kind: str, key: str, make: Callable[[], Any]) -> Any:
 
 
 def _disk(cache: str | None, name: str, make: Callable[[], Any]) -> Any:
-    """``make()``, or its pickled result from ``cache/name`` (written atomically)."""
-    if cache is None:
-        return make()
-    path = Path(cache) / name
-    if path.exists():
-        try:
-            with open(path, "rb") as f:
-                return pickle.load(f)
-        except Exception:  # a foreign or damaged file: recompute and replace it
-            pass
-    v = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(v, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
-    return v
+    """``make()``, or its pickled result from ``cache/name`` (simsnn.sweep.diskcache: atomic
+    writes, least recently used entries evicted beyond the folder's size limit)."""
+    return cached(cache, name, make)
 
 
 # ----------------------------------------------------------------------------- keys

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from simsnn.errors import SimsnnError
+from simsnn.sweep.diskcache import DEFAULT_LIMIT, set_limit, usage
 from simsnn.sweep.evaluate import evaluate_chunk, prepare
 from simsnn.sweep.plan import Base, config_hash, resolve_point, sample_points
 from simsnn.sweep.store import ResultStore
@@ -89,10 +90,13 @@ class _Progress:
 def run_sweep(base: Base, out_dir: str | Path, workers: int | None = None,
               resume: bool = False, scheduler: str | None = None,
               dask_local: int | None = None, chunk: int | None = None,
-              progress: bool = True, cache_dir: str | Path | None = None) -> dict:
+              progress: bool = True, cache_dir: str | Path | None = None,
+              cache_limit: int | None = DEFAULT_LIMIT) -> dict:
     """Evaluate every point of ``base`` not yet in ``out_dir/results.jsonl``; write the
     reports; return the summary. ``cache_dir``: where the hardware-independent pieces are
-    kept (default ``out_dir/cache``; several sweeps over the same workloads may share one)."""
+    kept (default ``out_dir/cache``; several sweeps over the same workloads may share one);
+    ``cache_limit``: its size in bytes (None: unbounded), the least recently used pieces
+    evicted beyond it."""
     out = Path(out_dir)
     started = time.perf_counter()
     points, invalid = plan(base)
@@ -103,6 +107,7 @@ def run_sweep(base: Base, out_dir: str | Path, workers: int | None = None,
     for rec in invalid:
         store.append(rec)
     cache = str(cache_dir or out / "cache")
+    set_limit(cache, cache_limit)
     hints, stages = _shared_work(todo)
     n_workers = workers or os.cpu_count() or 1
     size = chunk or max(1, min(32, len(todo) // (4 * n_workers) or 1))
@@ -136,6 +141,7 @@ def run_sweep(base: Base, out_dir: str | Path, workers: int | None = None,
                     "evaluated": len(todo), "seconds": total,
                     "prepare_seconds": timer.get("prepare", 0.0),
                     "points_seconds": timer.get("points", 0.0),
+                    "cache": usage(cache),
                     "workers": 0 if (scheduler or dask_local) else n_workers,
                     "scheduler": scheduler or (f"LocalCluster({dask_local})" if dask_local
                                                else "process pool")})
