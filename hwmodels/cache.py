@@ -48,12 +48,12 @@ from hwmodels.components import (
 from hwmodels.lru_plain import emit as _emit
 from hwmodels.lru_plain import from_plain, fused_plain, plain_dirty_lines, plain_level, to_plain
 from hwmodels.lru_plain import slot as _slot
-from hwmodels.runs import columns, find_runs, run_share
+from hwmodels.runs import columns, find_runs, run_shares
 
 _LOADS, _STORES, _HITS, _MISSES, _WB_IN, _EVICT, _WB_OUT, _RS_MISS = range(8)
 _NREC = 4  # split records kept per super-set (see _lru_level)
 _MODES = ("auto", "class", "plain")
-_RUNLESS = 0.25  # a stream whose share of run-continuing accesses is lower runs fused
+_RUNLESS = 0.25  # see CacheHierarchy.access
 
 
 class CacheGeometryError(ValueError):
@@ -849,7 +849,13 @@ class CacheHierarchy:
                n_tasks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Replay accesses: byte ``addresses`` with optional byte ``lengths`` (default 1),
         ``writes`` (bool), issuing ``cores`` and workload ``tasks``, in the order given.
-        The runs in the stream are found first (:mod:`hwmodels.runs`; same counters).
+
+        65,536 accesses sampled in 16 windows decide how (every way gives the same
+        counters): where
+        fewer than a quarter cover several lines or continue the line of the access before,
+        all levels run at once, line by line (no runs to use); where a quarter or more are
+        one-line accesses continuing the one before, the runs are found first
+        (:mod:`hwmodels.runs`); otherwise (ranges) the stream goes down as given.
 
         Returns per-task counters: ``(lines (n_tasks, levels, 3) = hits, misses, run-start
         misses; memory (n_tasks, 2) = lines read, lines written back)``."""
@@ -862,10 +868,12 @@ class CacheHierarchy:
         if not self.key:
             return self.replay(self.requests(addresses, lengths, writes, cores, tasks), nt)
         addr, cols_in, flags = columns(addresses, lengths, writes, cores, tasks)
-        if run_share(addr, cols_in, flags, self.line, self.cores) < _RUNLESS \
-                and self._fusable():
-            run_share(addr, cols_in, flags, self.line, self.cores, probe=-1)  # validate all
+        multi, ext = run_shares(addr, cols_in, flags, self.line, self.cores)
+        if multi + ext < _RUNLESS and self._fusable():
+            run_shares(addr, cols_in, flags, self.line, self.cores, probe=-1)  # validate all
             return self._replay_fused(addr, cols_in, flags, nt)
+        if ext < _RUNLESS:  # ranges as given: finding runs among their few lines costs more
+            return self.replay(self.requests(addresses, lengths, writes, cores, tasks), nt)
         cols, absorbed = find_runs(addr, lengths, writes, cores, tasks, self.line, self.cores,
                                    self.key, nt)
         tstats, tmem = self.replay(Requests(*cols, line=self.line), nt)

@@ -224,31 +224,44 @@ def _find_runs(addr, length, write, core, task, flags, shift, cores, key, absorb
 
 
 @njit(cache=True)
-def _check(addr, length, core, flags, shift, cores, probe):  # pragma: no cover - compiled
-    """Validate the first ``probe`` accesses (-1 bad range, -2 bad core); else their share
-    that continues a run: several lines, or the line of the access before (same core) or
-    the one after it."""
-    n = min(addr.shape[0], probe)
+def _check(addr, length, core, flags, shift, cores, windows, width,
+           out):  # pragma: no cover - compiled
+    """Validate ``windows`` windows of ``width`` accesses spread evenly over the stream (all
+    of it if that covers it; returns -1 on a bad range, -2 on a bad core, else 0) and put in
+    ``out`` the shares of them that cover several lines, and that are one line continuing
+    the access before (its line or the next one, same core)."""
+    n = addr.shape[0]
     has_len = flags & 1
     has_core = flags & 4
-    runs = 0
-    prev = -2
-    pc = -1
-    for i in range(n):
-        a = addr[i]
-        ln = length[i] if has_len else 1
-        c = core[i] if has_core else 0
-        if a < 0 or ln < 1:
-            return -1.0
-        if c < 0 or c >= cores:
-            return -2.0
-        f = a >> shift
-        last = (a + ln - 1) >> shift
-        if last > f or (c == pc and (f == prev or f == prev + 1)):
-            runs += 1
-        prev = last
-        pc = c
-    return runs / max(n, 1)
+    multi = 0
+    ext = 0
+    seen = 0
+    if windows * width >= n:
+        windows, width = 1, n
+    for k in range(windows):
+        i0 = k * (n - width) // max(windows - 1, 1) if windows > 1 else 0
+        prev = -2
+        pc = -1
+        for i in range(i0, i0 + width):
+            a = addr[i]
+            ln = length[i] if has_len else 1
+            c = core[i] if has_core else 0
+            if a < 0 or ln < 1:
+                return -1
+            if c < 0 or c >= cores:
+                return -2
+            f = a >> shift
+            last = (a + ln - 1) >> shift
+            if last > f:
+                multi += 1
+            elif c == pc and (f == prev or f == prev + 1):
+                ext += 1
+            prev = last
+            pc = c
+            seen += 1
+    out[0] = multi / max(seen, 1)
+    out[1] = ext / max(seen, 1)
+    return 0
 
 
 def columns(addresses, lengths, writes, cores, tasks):
@@ -271,17 +284,21 @@ def columns(addresses, lengths, writes, cores, tasks):
     return addr, cols, flags
 
 
-def run_share(addr, cols, flags, line: int, n_cores: int, probe: int = 1 << 16) -> float:
-    """The share of the first ``probe`` accesses that continue a run (see :func:`_check`);
-    ``probe=-1``: all of them, validated (ValueError naming the fault)."""
-    if probe < 0:
-        probe = addr.shape[0]
-    r = _check(addr, cols[0], cols[2], flags, line.bit_length() - 1, n_cores, probe)
-    if r == -1.0:
+def run_shares(addr, cols, flags, line: int, n_cores: int, probe: int = 1 << 16
+               ) -> tuple[float, float]:
+    """The shares of ``probe`` accesses (16 windows spread over the stream) that cover
+    several lines, and that are one line continuing the access before (see :func:`_check`);
+    ``probe=-1``: of all of them. Raises ValueError naming the fault of a bad access among
+    them."""
+    windows, width = (1, addr.shape[0]) if probe < 0 else (16, max(probe // 16, 1))
+    out = np.zeros(2)
+    r = _check(addr, cols[0], cols[2], flags, line.bit_length() - 1, n_cores, windows, width,
+               out)
+    if r == -1:
         raise ValueError("addresses must be non-negative and lengths positive")
-    if r == -2.0:
+    if r == -2:
         raise ValueError(f"core ids must be within 0..{n_cores - 1}")
-    return r
+    return float(out[0]), float(out[1])
 
 
 def find_runs(addresses, lengths, writes, cores, tasks, line: int, n_cores: int, key: int,
