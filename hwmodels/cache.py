@@ -637,7 +637,6 @@ class LRUCache(MemoryLevel):
         self.form = "plain" if self.mode == "plain" else "class"
         self.capacity = self.instances * sets * ways  # lines
         self.ptags = None  # the plain form's state
-        self.used = False  # has any request reached the level
         self.clock = 0
         if self.form == "plain":
             self._make_plain()
@@ -690,14 +689,15 @@ class LRUCache(MemoryLevel):
         a whole granule of 32 lines about two: so the plain form wins once one-line requests
         are over ~1/64 of the lines (mnist-dense lowered for one core: 242 k of 555 k
         requests, 15.3 M lines; L1 in the class form ~200 ms, plain ~120 ms). A switch
-        converts the state, so a batch too small to repay that (under 1/8 of the capacity
-        in lines) keeps the current form."""
+        converts the state (O(capacity): 16 ms for a 480 MiB level), so a batch too small to
+        repay that (under 1/8 of the capacity in lines) keeps the current form; a level no
+        batch has reached is in the class form, which costs nothing until its sets are used."""
         if self.mode != "auto" or not len(req):
             return
         lines = int(req.count.sum())
         ones = int(np.count_nonzero(req.count == 1))
         want = "plain" if 64 * ones > lines else "class"
-        if want != self.form and (lines >= self.capacity // 8 or not self.used):
+        if want != self.form and lines >= self.capacity // 8:
             self.to_form(want)
 
     def to_form(self, want: str) -> None:
@@ -721,7 +721,6 @@ class LRUCache(MemoryLevel):
     def process(self, req: Requests, tstats: np.ndarray) -> Requests:
         self._switch(req)
         n = len(req)
-        self.used |= n > 0
         cap = 2 * n + 2 * (int(req.count.max()) if n else 0) + 16
         rs_in = req.run_start
         rs = rs_in if rs_in.dtype == np.int8 else rs_in.astype(np.int8)
@@ -894,7 +893,6 @@ class CacheHierarchy:
         nl = len(self.levels)
         for lv in self.levels:
             lv.to_form("plain")
-            lv.used = True
         pad = [np.full(1, -2, np.int64)] * (4 - nl)
         tags = [lv.ptags for lv in self.levels] + pad
         ways = [lv.geom.ways for lv in self.levels] + [1] * (4 - nl)
