@@ -637,6 +637,9 @@ class LRUCache(MemoryLevel):
         self.form = "plain" if self.mode == "plain" else "class"
         self.capacity = self.instances * sets * ways  # lines
         self.ptags = None  # the plain form's state
+        # may the plain form send a request's write-backs after its fills (set by the
+        # hierarchy: only where the next cache's set count is a multiple of this one's)
+        self.group = False
         self.clock = 0
         if self.form == "plain":
             self._make_plain()
@@ -732,7 +735,7 @@ class LRUCache(MemoryLevel):
                    np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int8))
             if self.form == "plain":
                 i, m = plain_level(req.start, req.count, req.kind, req.core, req.task, rs, i,
-                                   self.shared, geo.sets, geo.ways, self.ptags,
+                                   self.shared, geo.sets, geo.ways, self.ptags, self.group,
                                    self.counters, tstats, *buf)
             else:
                 i, m, self.clock = _lru_level(
@@ -805,6 +808,11 @@ class CacheHierarchy:
             above, below = self.levels[a], self.levels[b]
             if above.g > 1 and below.geom.sets % above.geom.sets:
                 self.levels[a] = LRUCache(above.spec, cores, max_granule=1)
+        for a, lv in enumerate(self.levels):
+            if isinstance(lv, LRUCache):
+                below = self.levels[a + 1] if a + 1 < len(self.levels) else None
+                lv.group = below is None or (isinstance(below, LRUCache) and
+                                             below.geom.sets % lv.geom.sets == 0)
         # accesses whose lines differ modulo every level's set count may be reordered
         # (hwmodels.runs); a user level gets its requests as given
         self.key = 0

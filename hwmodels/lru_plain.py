@@ -26,9 +26,9 @@ _LOADS, _STORES, _HITS, _MISSES, _WB_IN, _EVICT, _WB_OUT, _RS_MISS = range(8)
 @njit(cache=True, inline="always")
 def emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, x, width, kind, c, t,
          rs):  # pragma: no cover - compiled
-    """Append a run to the outputs, extending the previous fill when contiguous and of the
-    same run-start kind (none, or every line)."""
-    if (kind == 0 and m > 0 and o_kind[m - 1] == 0 and o_core[m - 1] == c
+    """Append a run to the outputs, extending the previous fill (or write-back) when
+    contiguous and of the same run-start kind (none, or every line)."""
+    if (kind != 1 and m > 0 and o_kind[m - 1] == kind and o_core[m - 1] == c
             and o_task[m - 1] == t and o_start[m - 1] + o_count[m - 1] == x
             and ((rs == 0 and o_rs[m - 1] != 2) or (rs == 2 and o_rs[m - 1] == 2))):
         o_count[m - 1] += width
@@ -135,17 +135,26 @@ def stride(ways):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def plain_level(start, count, kind, core, task, rs, i0, shared, sets, ways, tags, counters,
-                tstats, o_start, o_count, o_kind, o_core, o_task,
+def plain_level(start, count, kind, core, task, rs, i0, shared, sets, ways, tags, group,
+                counters, tstats, o_start, o_count, o_kind, o_core, o_task,
                 o_rs):  # pragma: no cover - compiled
     """One LRU level, line by line, from request ``i0``; ``tags`` holds per set (of every
     instance, ``stride(ways)`` entries each) its lines most recent first as
     ``2 * line + dirty`` (-2: empty). Same contract as ``hwmodels.cache._lru_level``:
-    returns (next request, outputs written)."""
+    returns (next request, outputs written).
+
+    ``group`` (allowed where the next level's set count is a multiple of this one's, or
+    nothing but memory lies below): the write-backs of a request's lines go out after the
+    fills of each ``sets`` of its lines, as the class form's granules do. Those lines lie in
+    distinct sets here, so their fills and the victims' write-backs meet no common set below
+    and the order between them changes nothing; the fills then leave as one run instead of a
+    row each (a 512 M-line VGG9 stream otherwise needs ~10 GB of rows between levels)."""
     n = start.shape[0]
     cap = o_start.shape[0]
     m = 0
     P = stride(ways)
+    wbuf = np.empty(sets if group else 1, np.int64)
+    nb = 0
     c_ld = c_st = c_hit = c_miss = c_wbin = c_ev = c_wbout = c_rs = 0
     t_prev = task[i0] if i0 < n else 0
     t_hit = t_miss = t_rs = 0
@@ -184,8 +193,7 @@ def plain_level(start, count, kind, core, task, rs, i0, shared, sets, ways, tags
                 if k_ != 2:
                     c_hit += 1
                     t_hit += 1
-                continue
-            if k_ != 2:
+            elif k_ != 2:
                 c_miss += 1
                 t_miss += 1
                 r = 0
@@ -194,12 +202,21 @@ def plain_level(start, count, kind, core, task, rs, i0, shared, sets, ways, tags
                     c_rs += 1
                     t_rs += 1
                 m = emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, x, 1, 0, c, t, r)
-            if old >= 0:
+            if old != _HIT and old >= 0:
                 c_ev += 1
                 if old & 1:
                     c_wbout += 1
-                    m = emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, old >> 1, 1, 2,
-                             c, t, 0)
+                    if group:
+                        wbuf[nb] = old >> 1
+                        nb += 1
+                    else:
+                        m = emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, old >> 1,
+                                 1, 2, c, t, 0)
+            if nb and ((x - x0 + 1) % sets == 0 or x == x0 + cnt - 1):
+                for q in range(nb):
+                    m = emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, wbuf[q], 1,
+                             2, c, t, 0)
+                nb = 0
         i += 1
     tstats[t_prev, 0] += t_hit
     tstats[t_prev, 1] += t_miss
