@@ -150,3 +150,21 @@ def test_bad_accesses_are_refused_before_any_state_changes():
     with pytest.raises(ValueError, match="must match"):
         h.access(np.arange(10), writes=np.zeros(9, bool))
     assert all(s.get("loads", 0) == 0 for s in h.stats()[:-1])
+
+
+def test_the_plain_form_passes_runs_down_not_one_row_per_line():
+    """Rows written and then streamed past: a level in the plain form sends each request's
+    fills and write-backs down as runs (where the next level's sets allow), not a row per
+    line, and the counters stay those of the class form."""
+    levels = [{"size": 4096, "line": 64, "ways": 2}, {"size": 65536, "line": 64, "ways": 8}]
+    addr = np.arange(200) * 64 * 64  # 200 requests of 64 lines, each row written
+    lengths = np.full(200, 64 * 64)
+    writes = np.ones(200, bool)
+    out = {}
+    for mode in ("plain", "class"):
+        h = CacheHierarchy(levels, mode=mode, runs=False)
+        req = h.requests(addr, lengths, writes)
+        down = h.levels[0].process(req, np.zeros((1, 3), np.int64))
+        out[mode] = (len(down), h.levels[0].stats())
+    assert out["plain"][1] == out["class"][1]
+    assert out["plain"][0] <= 2 * len(addr) * 2  # a fill run and a write-back run per 32 sets
