@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from hwmodels.simulate import HwResult, simulate_workload
 from hwmodels.spec import HardwareSpec
@@ -24,17 +25,35 @@ def covered_lines(start: np.ndarray, end: np.ndarray, group: np.ndarray) -> np.n
     """Per group id: the number of distinct lines in the union of [start, end) ranges."""
     if start.size == 0:
         return np.zeros(0)
-    span = int(end.max()) + 1
-    s = start + group * span  # groups never overlap
-    e = end + group * span
-    order = np.argsort(s, kind="stable")
-    s, e, g = s[order], e[order], group[order]
-    reach = np.maximum.accumulate(e)
-    new = np.ones(s.shape[0], dtype=bool)
-    new[1:] = s[1:] > reach[:-1]  # starts a merged interval
-    idx = np.nonzero(new)[0]
-    ends = np.maximum.reduceat(e, idx)
-    return np.bincount(g[idx], weights=ends - s[idx], minlength=int(group.max()) + 1)
+    return _covered(np.ascontiguousarray(start, np.int64), np.ascontiguousarray(end, np.int64),
+                    np.ascontiguousarray(group, np.int64), int(group.max()) + 1,
+                    int(end.max()))
+
+
+@njit(cache=True)
+def _covered(start, end, group, n_groups, span):  # pragma: no cover - compiled
+    """Ranges taken group by group (a counting sort of the ids); each line is stamped with
+    the last group that covered it, so a group counts the lines it stamps."""
+    first = np.zeros(n_groups + 1, np.int64)
+    for i in range(group.shape[0]):
+        first[group[i] + 1] += 1
+    for g in range(n_groups):
+        first[g + 1] += first[g]
+    order = np.empty(group.shape[0], np.int64)
+    fill = first[:-1].copy()
+    for i in range(group.shape[0]):
+        order[fill[group[i]]] = i
+        fill[group[i]] += 1
+    stamp = np.full(span + 1, -1, np.int64)
+    out = np.zeros(n_groups)
+    for k in range(order.shape[0]):
+        i = order[k]
+        g = group[i]
+        for x in range(start[i], end[i]):
+            if stamp[x] != g:
+                stamp[x] = g
+                out[g] += 1
+    return out
 
 
 def working_set(workload: Workload, line: int, chunk_samples: int = 16) -> dict:
