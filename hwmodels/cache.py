@@ -858,11 +858,10 @@ class CacheHierarchy:
         ``writes`` (bool), issuing ``cores`` and workload ``tasks``, in the order given.
 
         65,536 accesses sampled in 16 windows decide how (every way gives the same
-        counters): where
-        fewer than a quarter cover several lines or continue the line of the access before,
-        all levels run at once, line by line (no runs to use); where a quarter or more are
-        one-line accesses continuing the one before, the runs are found first
-        (:mod:`hwmodels.runs`); otherwise (ranges) the stream goes down as given.
+        counters): where fewer than a quarter cover several lines or continue the line of
+        the access before, all levels run at once, line by line (no runs to use); where a
+        quarter or more are one-line accesses continuing the one before, the runs are found
+        first (:mod:`hwmodels.runs`); otherwise (ranges) the stream goes down as given.
 
         Returns per-task counters: ``(lines (n_tasks, levels, 3) = hits, misses, run-start
         misses; memory (n_tasks, 2) = lines read, lines written back)``."""
@@ -870,8 +869,8 @@ class CacheHierarchy:
             tasks = np.ascontiguousarray(tasks, np.int64).reshape(-1)
         top = int(tasks.max()) + 1 if tasks is not None and tasks.shape[0] else 1
         nt = int(n_tasks if n_tasks is not None else top)
-        if top > nt:
-            raise ValueError("task ids must be below n_tasks")
+        if top > nt or (tasks is not None and tasks.shape[0] and tasks.min() < 0):
+            raise ValueError("task ids must lie in 0..n_tasks - 1")
         if not self.key:
             return self.replay(self.requests(addresses, lengths, writes, cores, tasks), nt)
         addr, cols_in, flags = columns(addresses, lengths, writes, cores, tasks)

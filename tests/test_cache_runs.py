@@ -149,6 +149,9 @@ def test_bad_accesses_are_refused_before_any_state_changes():
         h.access(np.arange(0, 64 * 100000, 64), cores=np.r_[np.zeros(99999, int), 1])
     with pytest.raises(ValueError, match="must match"):
         h.access(np.arange(10), writes=np.zeros(9, bool))
+    for tasks in ([0, -1, 0], [0, 3, 0]):
+        with pytest.raises(ValueError, match="task ids"):
+            h.access(np.arange(3) * 64, tasks=np.array(tasks), n_tasks=3)
     assert all(s.get("loads", 0) == 0 for s in h.stats()[:-1])
 
 
