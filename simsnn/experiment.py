@@ -65,6 +65,11 @@ def trace_for(net: AnyNetwork, cfg: ExperimentConfig, base: Path, source: str,
     return load_trace(_rel(base, t.paths[net.name])), None
 
 
+_TRACE_STEP = {"DatasetTraceConfig": "running the inference and recording its trace",
+               "SyntheticTraceConfig": "synthesizing its trace",
+               "FileTraceConfig": "reading its trace"}
+
+
 def _hardware(cfg: ExperimentConfig, base: Path):
     if cfg.hardware is None:
         return None
@@ -86,6 +91,9 @@ def run_experiment(cfg: ExperimentConfig, source: str | Path = "<python>",
     results = []
     for ref in cfg.networks:
         net = load_network(_network_ref(base, ref))
+        if progress:
+            print(f"  {net.name}: {_TRACE_STEP[type(cfg.trace).__name__]}", file=sys.stderr,
+                  flush=True)
         trace, seconds = trace_for(net, cfg, base, str(source), cache)
         if cfg.save_traces:
             out = _rel(base, cfg.save_traces)
