@@ -22,7 +22,7 @@ line runs for :class:`hwmodels.cache.CacheHierarchy` without changing any counte
   replay counts), so a run found here marks every line as a run start (``rs = 2``); an access
   of several lines keeps ``rs = 1`` (its first line) and is not merged with others.
 
-Only caches whose every level is a :class:`~hwmodels.cache.LRUCache` use it (a user level
+Only hierarchies whose every level is a :class:`~hwmodels.cache.LRUCache` use it (a user level
 receives the requests as given).
 """
 from __future__ import annotations
