@@ -5,6 +5,8 @@ the average pooling and the aggregator. Memory accesses come from simsnn.accesse
 kernel's order; operations are counted per task (docs/workload.md)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from hwmodels.spec import TAIL_BLOCKS
@@ -35,6 +37,7 @@ class Lowerer:
         r = layout.regions
         self.spikes, self.count = r["spikes"][0], r["spikes.count"][0]
         self.first = r["merge.first"][0]
+        self._memo: dict = {}  # per layer (and open set): see _cores_of
 
     def _layer_id(self, key: str) -> int:
         if key not in self.layer_names:
@@ -42,7 +45,49 @@ class Lowerer:
         return self.layer_names.index(key)
 
     def shares(self, ll: LayerLayout, active: np.ndarray) -> list[np.ndarray]:
-        return unit_shares(ll.perm, active, self.cores, self.cfg.partition)
+        return [c.pos for c in self._cores_of(ll, active)]
+
+    def _cores_of(self, ll: LayerLayout, active: np.ndarray) -> list[SimpleNamespace]:
+        """Per core what its share of ``ll`` with ``active`` open units fixes for every step
+        and sample (its storage positions, their runs, the current, state and bias pieces
+        and the step's fixed parts), computed once per layer and open set: the same arrays,
+        read-only, at every step."""
+        key = (ll.key, active.tobytes())
+        got = self._memo.get(key)
+        if got is not None:
+            return got
+        layer = ll.layer
+        n_pos = int(np.prod(layer.out_shape[1:])) if ll.kind == "conv" else 1
+        n_units = ll.perm.shape[0]
+        cur, state = ll.base("current"), ll.base("state")
+        p = np.arange(n_pos)[:, None] * n_units
+        out = []
+        for pos in unit_shares(ll.perm, active, self.cores, self.cfg.partition):
+            s0, sl = segments(pos)
+            ca = cur + 4 * (p + s0[None, :])  # (positions, runs)
+            cl = expand(4 * sl[None, :], ca.shape)
+            sa = state + 4 * (p + s0[None, :])
+            if layer.has_bias:  # current = bias (widened) at every position's open runs
+                ba = expand(ll.base("bias") + self.wb * s0[None, :], ca.shape)
+                init = interleave((ba, expand(self.wb * sl[None, :], ca.shape), False),
+                                  (ca, cl, True))
+            else:
+                init = [(ca, cl, True)]
+            update = interleave((ca, cl, False), (sa, cl, False), (sa, cl, True))
+            c = SimpleNamespace(pos=pos, s0=s0, sl=sl, zero=[(sa, cl, True)], init=init,
+                                update=update)
+            for arr in (pos, s0, sl, ca, cl, sa):
+                arr.flags.writeable = False
+            out.append(c)
+        self._memo[key] = out
+        return out
+
+    def _inverse(self, ll: LayerLayout) -> np.ndarray:
+        """Storage position -> unit of ``ll`` (computed once)."""
+        key = ("inv", ll.key)
+        if key not in self._memo:
+            self._memo[key] = np.argsort(ll.perm)
+        return self._memo[key]
 
     def _calls(self, t: int) -> bool:
         """Whether the driver calls compiled code at the phase of time step ``t`` (``call``
@@ -168,22 +213,12 @@ class Lowerer:
         spk_t = None
         if spikes is not None:
             spk_t = spikes[t].reshape(n_units, n_pos)
-        cur, state = ll.base("current"), ll.base("state")
-        inv = np.argsort(ll.perm)  # storage position -> unit
-        for c, pos in enumerate(self.shares(ll, active)):
-            s0, sl = segments(pos)
-            p = np.arange(n_pos)[:, None] * n_units
-            ca = cur + 4 * (p + s0[None, :])  # (positions, runs)
-            cl = expand(4 * sl[None, :], ca.shape)
-            sa = state + 4 * (p + s0[None, :])
-            # the kernel's first loop, once per inference: every open unit's state set to 0
-            parts = [(sa, cl, True)] if t == 0 else []
-            if layer.has_bias:  # current = bias (widened) at every position's open runs
-                ba = expand(ll.base("bias") + self.wb * s0[None, :], ca.shape)
-                parts += interleave((ba, expand(self.wb * sl[None, :], ca.shape),
-                                     False), (ca, cl, True))
-            else:
-                parts.append((ca, cl, True))
+        inv = self._inverse(ll)  # storage position -> unit
+        for c, share in enumerate(self._cores_of(ll, active)):
+            pos, s0, sl = share.pos, share.s0, share.sl
+            # the kernel's first loop, once per inference: every open unit's state set to 0,
+            # then the current set to the bias (or 0) at every position's open runs
+            parts = (share.zero if t == 0 else []) + share.init
             if conv:
                 more, visits, unaligned = self._conv_events(ll, src, t, events, s0, sl,
                                                             graded)
@@ -191,7 +226,7 @@ class Lowerer:
                 more, visits, unaligned = self._dense_events(ll, src, t, events, s0, sl,
                                                              graded)
             parts += more
-            parts += interleave((ca, cl, False), (sa, cl, False), (sa, cl, True))
+            parts += share.update
             n_upd = pos.shape[0] * n_pos
             if spk_t is not None:
                 # the update's order: position-major, then the core's runs in storage order
