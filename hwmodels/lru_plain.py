@@ -4,11 +4,12 @@
 (``hwmodels.cache``) simulates aligned runs of lines in one step per class of sets; it pays on
 streams of long runs (weight rows, membrane blocks). On streams without runs (one address per
 line in no order, uniformly random addresses) every access is a partial piece of a super-set
-and the class bookkeeping costs more than it saves. The plain form here is the textbook
-simulator: per set its ``ways`` lines in recency order (most recent first), each stored as
-``2 * line + dirty``, one step per line. Both forms give identical counters and outputs (same
-semantics, same order of fills and write-backs); the level switches form between two batches
-of requests (``LRUCache.process``), converting the state.
+and the class bookkeeping costs more than it saves. The plain form of this module is the
+textbook simulator: per set its ``ways`` lines in recency order (most recent first), each
+stored as ``2 * line + dirty``, one step per line. Both forms give identical counters, and
+their outputs differ at most in the order of fills and write-backs that share no set below;
+the level switches form between two batches of requests (``LRUCache.process``), converting
+the state.
 
 Request kinds: LOAD (0), STORE (1), WRITEBACK (2) and READ_MODIFY_WRITE (3: each line is
 loaded, then stored, as a load immediately followed by a store of the same line; produced by
@@ -146,9 +147,10 @@ def plain_level(start, count, kind, core, task, rs, i0, shared, sets, ways, tags
     ``group`` (allowed where the next level's set count is a multiple of this one's, or
     nothing but memory lies below): the write-backs of a request's lines go out after the
     fills of each ``sets`` of its lines, as the class form's granules do. Those lines lie in
-    distinct sets here, so their fills and the victims' write-backs meet no common set below
-    and the order between them changes nothing; the fills then leave as one run instead of a
-    row each (a 512 M-line VGG9 stream otherwise needs ~10 GB of rows between levels)."""
+    distinct sets of this level, so their fills and the victims' write-backs meet no common
+    set below and the order between them changes nothing; the fills then leave as one run
+    instead of a row each (a 512 M-line VGG9 stream otherwise needs ~10 GB of rows between
+    levels)."""
     n = start.shape[0]
     cap = o_start.shape[0]
     m = 0

@@ -19,8 +19,9 @@ line runs for :class:`hwmodels.cache.CacheHierarchy` without changing any counte
   its key; an access whose key is owned by another pending run emits that run first, and the
   pending runs are pairwise key-disjoint, so their order does not matter.
 - **Run starts.** Every one-line access starts a run of its own (that is what line-by-line
-  replay counts), so a run found here marks every line as a run start (``rs = 2``); an access
-  of several lines keeps ``rs = 1`` (its first line) and is not merged with others.
+  replay counts), so a run found by this module marks every line as a run start
+  (``rs = 2``); an access of several lines keeps ``rs = 1`` (its first line) and is not
+  merged with others.
 
 Only hierarchies whose every level is a :class:`~hwmodels.cache.LRUCache` use it (a user level
 receives the requests as given).
