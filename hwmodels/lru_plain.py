@@ -141,7 +141,7 @@ def plain_level(start, count, kind, core, task, rs, i0, shared, sets, ways, tags
                 o_rs):  # pragma: no cover - compiled
     """One LRU level, line by line, from request ``i0``; ``tags`` holds per set (of every
     instance, ``stride(ways)`` entries each) its lines most recent first as
-    ``2 * line + dirty`` (-2: empty). Same contract as ``hwmodels.cache._lru_level``:
+    ``2 * line + dirty`` (-2: empty). Same contract as ``hwmodels.lru_class.class_level``:
     returns (next request, outputs written).
 
     ``group`` (allowed where the next level's set count is a multiple of this one's, or
