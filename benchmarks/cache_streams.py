@@ -29,9 +29,34 @@ import time
 
 import numpy as np
 from cache_throughput import pycachesim_hierarchy  # (benchmarks/ is the script's folder)
+from numba import njit
 
 from hwmodels.cache import CacheHierarchy, geometry, simulate_cache
 from hwmodels.loader import load_hardware
+
+
+@njit(cache=True)
+def plain_lru(lines, sets, ways, misses):  # pragma: no cover - compiled
+    """The reference for streams without runs: a minimal compiled LRU hierarchy (loads only,
+    per set its lines most recent first, each level in turn while it misses)."""
+    tags = [np.full(sets[i] * ways[i], -1, np.int64) for i in range(sets.shape[0])]
+    for x in lines:
+        for lv in range(sets.shape[0]):
+            t = tags[lv]
+            w = ways[lv]
+            base = (x % sets[lv]) * w
+            found = -1
+            for k in range(w):
+                if t[base + k] == x:
+                    found = k
+                    break
+            last = w - 1 if found < 0 else found
+            for k in range(last, 0, -1):
+                t[base + k] = t[base + k - 1]
+            t[base] = x
+            if found >= 0:
+                break
+            misses[lv] += 1
 
 
 def spike_lines(seed=0, n=4096, rate=0.1, steps=20, line=64):
@@ -95,10 +120,20 @@ def race(name, geo, addr, writes, length, repeat):
             load(a, length=n)
         return list(cs.stats())
 
-    contenders = {"ours": ours, "pycachesim_lines": pcs_lines}
+    line_ids = (addr if length is None else per_line(addr, length)) // geo[0].line
+    sets = np.array([g.sets for g in geo], np.int64)
+    ways = np.array([g.ways for g in geo], np.int64)
+
+    def plain():
+        misses = np.zeros(len(geo), np.int64)
+        plain_lru(line_ids, sets, ways, misses)
+        return misses
+
+    contenders = {"ours": ours, "pycachesim_lines": pcs_lines, "plain_lru": plain}
     if length is not None:
         contenders["pycachesim_ranges"] = pcs_ranges
     ours()  # compile
+    plain_lru(line_ids[:10], sets, ways, np.zeros(len(geo), np.int64))
     best = {k: float("inf") for k in contenders}
     out = {}
     for _ in range(repeat):
@@ -106,12 +141,13 @@ def race(name, geo, addr, writes, length, repeat):
             t = time.perf_counter()
             out[k] = fn()
             best[k] = min(best[k], time.perf_counter() - t)
-    for k in contenders:
-        if k == "ours":
+    assert list(out["plain_lru"]) == [o["misses"] for o in out["ours"][: len(geo)]]
+    for k in ("pycachesim_lines", "pycachesim_ranges"):
+        if k not in contenders:
             continue
         for r, o in zip(out[k][: len(geo)], out["ours"]):
             assert (r["HIT_count"], r["MISS_count"]) == (o["hits"], o["misses"]), (k, r, o)
-    t_pcs = min(v for k, v in best.items() if k != "ours")
+    t_pcs = min(v for k, v in best.items() if k.startswith("pycachesim"))
 
     # with their stores: the public entry point against our line-by-line path
     def line_by_line():
@@ -138,6 +174,8 @@ def race(name, geo, addr, writes, length, repeat):
         "counts_identical": True,
         **{f"{k}_s": v for k, v in best.items()},
         "speedup_vs_pycachesim": t_pcs / best["ours"],
+        "vs_plain_compiled_lru": best["plain_lru"] / best["ours"],
+        "plain_lru_mlines_per_s": n_lines / best["plain_lru"] / 1e6,
         "ours_mlines_per_s": n_lines / best["ours"] / 1e6,
         "pycachesim_mlines_per_s": n_lines / t_pcs / 1e6,
         "with_stores_s": t_rw, "line_by_line_with_stores_s": t_ref,
