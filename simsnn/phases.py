@@ -268,13 +268,28 @@ class Lowerer:
         cur = ll.base("current")
         if self.cfg.order == "row":
             w_addr = w_base + (rows[:, None] * layer.out_features + s0[None, :]) * self.wb
-            w_len = expand(self.wb * sl[None, :], w_addr.shape)
-            off = (w_addr % VECTOR_ALIGN != 0) | ((cur + 4 * s0[None, :]) % VECTOR_ALIGN != 0)
+            c_run = cur + 4 * s0
+            off = (w_addr % VECTOR_ALIGN != 0) | (c_run[None, :] % VECTOR_ALIGN != 0)
             unaligned = int((off * sl[None, :]).sum())
-            c_addr = expand(cur + 4 * s0[None, :], w_addr.shape)
-            c_len = expand(4 * sl[None, :], w_addr.shape)
-            body = interleave((w_addr, w_len, False), (c_addr, c_len, False),
-                              (c_addr, c_len, True))[0]
+            # per event: its heads, then per run the weight piece and the current piece (read,
+            # written); written straight into the (events, accesses) matrices
+            nh = len(heads)
+            k = nh + 3 * s0.size
+            a = np.empty((n_ev, k), np.int64)
+            ln = np.empty((n_ev, k), np.int64)
+            wr = np.zeros(k, np.bool_)
+            for j, (ha, hl, hw) in enumerate(heads):
+                a[:, j] = ha
+                ln[:, j] = hl
+                wr[j] = hw
+            a[:, nh::3] = w_addr
+            a[:, nh + 1::3] = c_run
+            a[:, nh + 2::3] = c_run
+            ln[:, nh::3] = self.wb * sl
+            ln[:, nh + 1::3] = 4 * sl
+            ln[:, nh + 2::3] = 4 * sl
+            wr[nh + 2::3] = True
+            return [(a.ravel(), ln.ravel(), np.tile(wr, n_ev))], n_ev, unaligned
         else:  # output-major: one element per open unit (the simulator only)
             pos = np.concatenate([np.arange(a, a + n) for a, n in zip(s0, sl)])
             w_addr = w_base + (pos[None, :] * layer.in_features + rows[:, None]) * self.wb
