@@ -126,16 +126,21 @@ class Builder:
             w.append(expand(p[2], addr.shape, np.bool_).ravel())
         addr = np.concatenate(a) if a else np.zeros(0, np.int64)
         ln = np.concatenate(n) if n else np.zeros(0, np.int64)
-        keep = ln > 0
-        if calls:
+        wr = np.concatenate(w) if w else np.zeros(0, np.bool_)
+        if ln.size and ln.min() < 1:  # empty ranges are dropped
+            keep = ln > 0
+            addr, ln, wr = addr[keep], ln[keep], wr[keep]
             kept = np.concatenate([[0], np.cumsum(keep)])
+        else:
+            kept = np.arange(ln.size + 1)
+        if calls:
             edges = np.concatenate([[0], np.cumsum([x.shape[0] for x in a])]).astype(np.int64)
             self.calls += [self.n_accesses + int(kept[edges[i]]) for i in calls]
-        self.n_accesses += int(keep.sum())
-        self.addr.append(addr[keep])
-        self.length.append(ln[keep])
-        self.write.append((np.concatenate(w) if w else np.zeros(0, np.bool_))[keep])
-        self.counts.append(int(keep.sum()))
+        self.n_accesses += int(ln.size)
+        self.addr.append(addr)
+        self.length.append(ln)
+        self.write.append(wr)
+        self.counts.append(int(ln.size))
         self.task_core.append(core)
         self.task_phase.append(phase)
         row = np.zeros(len(BASE_OPS))
