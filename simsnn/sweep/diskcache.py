@@ -101,19 +101,19 @@ def cached(cache: str | None, name: str, make: Callable[[], Any]) -> Any:
         except OSError:
             pass
         return v
-    except FileNotFoundError:
-        pass
-    except Exception:  # a foreign or damaged file: recompute and replace it
+    except Exception:  # missing, foreign or damaged: (re)compute it and replace the file
         pass
     v = make()
     limit = _limit(str(cache))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(v, f, protocol=pickle.HIGHEST_PROTOCOL)
-    if limit is not None and tmp.stat().st_size > limit:
-        tmp.unlink()  # larger than the whole cache: kept in memory only
-        return v
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            pickle.dump(v, f, protocol=pickle.HIGHEST_PROTOCOL)
+        if limit is not None and tmp.stat().st_size > limit:
+            return v  # larger than the whole cache: kept in memory only
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a write that failed or was not kept leaves nothing
     evict(cache, limit, keep=path)
     return v
