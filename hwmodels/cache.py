@@ -25,12 +25,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from hwmodels.components import (
-    LOAD,
     STAT_FIELDS,
-    STORE,
     WRITEBACK,
     MemoryLevel,
     Requests,
@@ -47,7 +44,7 @@ from hwmodels.lru_plain import (
     plain_level,
     to_plain,
 )
-from hwmodels.runs import columns, find_runs, run_shares
+from hwmodels.runs import columns, run_shares, runs_of
 
 _MODES = ("auto", "class", "plain")
 _RUNLESS = 0.25  # see CacheHierarchy.access
@@ -246,23 +243,6 @@ class LRUCache(MemoryLevel):
 
 
 # ----------------------------------------------------------------------------- hierarchy
-@njit(cache=True)
-def _line_runs(addr, length, wr, cr, cores, shift, first, count, kind):  # pragma: no cover
-    """Byte ranges -> (first line, line count, kind); 1 on a bad range, 2 on a bad core."""
-    for i in range(addr.shape[0]):
-        a = addr[i]
-        n = length[i]
-        if a < 0 or n < 1:
-            return 1
-        if cr[i] < 0 or cr[i] >= cores:
-            return 2
-        f = a >> shift
-        first[i] = f
-        count[i] = ((a + n - 1) >> shift) + 1 - f
-        kind[i] = STORE if wr[i] else LOAD
-    return 0
-
-
 class CacheHierarchy:
     """A chain of memory levels (LRU caches by default) in front of main memory.
 
@@ -311,26 +291,13 @@ class CacheHierarchy:
         self.memory = np.zeros(2, dtype=np.int64)  # lines read, lines written
 
     def requests(self, addresses, lengths=None, writes=None, cores=None, tasks=None) -> Requests:
-        """Turn byte ranges into line-run requests."""
-        addr = np.ascontiguousarray(addresses, dtype=np.int64).reshape(-1)
-        n = addr.shape[0]
-        length = np.ones(n, np.int64) if lengths is None else \
-            np.ascontiguousarray(lengths, np.int64)
-        wr = np.zeros(n, np.bool_) if writes is None else np.ascontiguousarray(writes, np.bool_)
-        cr = np.zeros(n, np.int64) if cores is None else np.ascontiguousarray(cores, np.int64)
-        tk = np.zeros(n, np.int64) if tasks is None else np.ascontiguousarray(tasks, np.int64)
-        if length.shape != (n,) or wr.shape != (n,) or cr.shape != (n,) or tk.shape != (n,):
-            raise ValueError("lengths, writes, cores and tasks must match addresses")
-        first = np.empty(n, np.int64)
-        count = np.empty(n, np.int64)
-        kind = np.empty(n, np.int8)
-        bad = _line_runs(addr, length, wr, cr, self.cores, self.line.bit_length() - 1, first,
-                         count, kind)
-        if bad == 1:
-            raise ValueError("addresses must be non-negative and lengths positive")
-        if bad == 2:
-            raise ValueError(f"core ids must be within 0..{self.cores - 1}")
-        return Requests(first, count, kind, cr, tk, np.ones(n, np.bool_), self.line)
+        """Turn byte ranges into line-run requests (as given: no runs found)."""
+        return self._requests(*columns(addresses, lengths, writes, cores, tasks))
+
+    def _requests(self, addr, cols_in, flags) -> Requests:
+        (start, count, kind, core, task, rs), _ = runs_of(addr, cols_in, flags, self.line,
+                                                         self.cores, 0, 1)
+        return Requests(start, count, kind, core, task, rs.astype(np.bool_), self.line)
 
     def access(self, addresses, lengths=None, writes=None, cores=None, tasks=None,
                n_tasks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -345,23 +312,21 @@ class CacheHierarchy:
 
         Returns per-task counters: ``(lines (n_tasks, levels, 3) = hits, misses, run-start
         misses; memory (n_tasks, 2) = lines read, lines written back)``."""
-        if tasks is not None:
-            tasks = np.ascontiguousarray(tasks, np.int64).reshape(-1)
-        top = int(tasks.max()) + 1 if tasks is not None and tasks.shape[0] else 1
+        addr, cols_in, flags = columns(addresses, lengths, writes, cores, tasks)
+        tk = cols_in[3] if flags & 8 else None
+        top = int(tk.max()) + 1 if tk is not None and tk.shape[0] else 1
         nt = int(n_tasks if n_tasks is not None else top)
-        if top > nt or (tasks is not None and tasks.shape[0] and tasks.min() < 0):
+        if top > nt or (tk is not None and tk.shape[0] and tk.min() < 0):
             raise ValueError("task ids must lie in 0..n_tasks - 1")
         if not self.key:
-            return self.replay(self.requests(addresses, lengths, writes, cores, tasks), nt)
-        addr, cols_in, flags = columns(addresses, lengths, writes, cores, tasks)
+            return self.replay(self._requests(addr, cols_in, flags), nt)
         multi, ext = run_shares(addr, cols_in, flags, self.line, self.cores)
         if multi + ext < _RUNLESS and self._fusable():
             run_shares(addr, cols_in, flags, self.line, self.cores, probe=-1)  # validate all
             return self._replay_fused(addr, cols_in, flags, nt)
         if ext < _RUNLESS:  # ranges as given: finding runs among their few lines costs more
-            return self.replay(self.requests(addresses, lengths, writes, cores, tasks), nt)
-        cols, absorbed = find_runs(addr, lengths, writes, cores, tasks, self.line, self.cores,
-                                   self.key, nt)
+            return self.replay(self._requests(addr, cols_in, flags), nt)
+        cols, absorbed = runs_of(addr, cols_in, flags, self.line, self.cores, self.key, nt)
         tstats, tmem = self.replay(Requests(*cols, line=self.line), nt)
         # first-level hits on the most recent line, counted rather than replayed
         c = self.levels[0].counters

@@ -312,6 +312,11 @@ def find_runs(addresses, lengths, writes, cores, tasks, line: int, n_cores: int,
     rather than replayed. Raises ValueError on a negative address, a length under 1 or a core
     id outside 0..n_cores-1."""
     addr, cols_in, flags = columns(addresses, lengths, writes, cores, tasks)
+    return runs_of(addr, cols_in, flags, line, n_cores, key, n_tasks)
+
+
+def runs_of(addr, cols_in, flags: int, line: int, n_cores: int, key: int, n_tasks: int):
+    """:func:`find_runs` of accesses already made into :func:`columns`."""
     n = addr.shape[0]
     absorbed = np.zeros((n_tasks, 2), np.int64)
     cols = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int8),
