@@ -28,7 +28,10 @@ import json
 import time
 
 import numpy as np
-from cache_throughput import pycachesim_hierarchy  # (benchmarks/ is the script's folder)
+from cache_throughput import (  # (benchmarks/ is the script's folder)
+    pycachesim_hierarchy,
+    pycachesim_ranges,
+)
 from numba import njit
 
 from hwmodels.cache import CacheHierarchy, geometry, simulate_cache
@@ -114,11 +117,7 @@ def race(name, geo, addr, writes, length, repeat):
         return list(cs.stats())
 
     def pcs_ranges():
-        cs = pycachesim_hierarchy(geo)
-        load = cs.first_level.load
-        for a, n in zip(addr.tolist(), length.tolist()):
-            load(a, length=n)
-        return list(cs.stats())
+        return pycachesim_ranges(geo, addr, length)
 
     line_ids = (addr if length is None else per_line(addr, length)) // geo[0].line
     sets = np.array([g.sets for g in geo], np.int64)

@@ -38,6 +38,15 @@ def pycachesim_hierarchy(levels):
     return cachesim.CacheSimulator(prev, mem)
 
 
+def pycachesim_ranges(geo, addr, length) -> list:
+    """pycachesim's per-level stats after a ``load(addr, length)`` per range."""
+    cs = pycachesim_hierarchy(geo)
+    load = cs.first_level.load
+    for a, n in zip(addr.tolist(), length.tolist()):
+        load(a, length=n)
+    return list(cs.stats())
+
+
 def best_of(fn, repeat):
     times = []
     out = None
@@ -76,11 +85,7 @@ def main() -> None:
         return h.stats()
 
     def pcs_ranges():
-        cs = pycachesim_hierarchy(geo)
-        load = cs.first_level.load
-        for a, n in zip(addr.tolist(), length.tolist()):
-            load(a, length=n)
-        return list(cs.stats())
+        return pycachesim_ranges(geo, addr, length)
 
     first = addr // 64
     cnt = (addr + length - 1) // 64 + 1 - first

@@ -19,7 +19,9 @@ import numpy as np
 from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-from hwmodels.lru_plain import _EVICT, _HITS, _LOADS, _MISSES, _RS_MISS, _STORES, _WB_IN, _WB_OUT
+from hwmodels.lru_plain import (
+    add_counts,
+)
 from hwmodels.lru_plain import emit as _emit
 from hwmodels.lru_plain import slot as _slot
 
@@ -499,14 +501,7 @@ def class_level(start, count, kind, core, task, rs, i0, shared, sets, ways, g, n
         tstats[t, 1] += t_miss
         tstats[t, 2] += t_rs
         i += 1
-    counters[_LOADS] += c_ld
-    counters[_STORES] += c_st
-    counters[_HITS] += c_hit
-    counters[_MISSES] += c_miss
-    counters[_WB_IN] += c_wbin
-    counters[_EVICT] += c_ev
-    counters[_WB_OUT] += c_wbout
-    counters[_RS_MISS] += c_rs
+    add_counts(counters, c_ld, c_st, c_hit, c_miss, c_wbin, c_ev, c_wbout, c_rs)
     return i, m, clock
 
 

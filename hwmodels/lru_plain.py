@@ -43,6 +43,19 @@ def emit(o_start, o_count, o_kind, o_core, o_task, o_rs, m, x, width, kind, c, t
     return m + 1
 
 
+@njit(cache=True, inline="always")
+def add_counts(counters, ld, st, hit, miss, wbin, ev, wbout, rs):  # pragma: no cover
+    """Add a level kernel's totals to the level's counters (STAT_FIELDS order)."""
+    counters[_LOADS] += ld
+    counters[_STORES] += st
+    counters[_HITS] += hit
+    counters[_MISSES] += miss
+    counters[_WB_IN] += wbin
+    counters[_EVICT] += ev
+    counters[_WB_OUT] += wbout
+    counters[_RS_MISS] += rs
+
+
 @njit(cache=True)
 def slot(nc, g, gidx, k):  # pragma: no cover - compiled
     """First storage slot of class ``k`` of super-set ``gidx`` (class form): class ``g``
@@ -223,14 +236,7 @@ def plain_level(start, count, kind, core, task, rs, i0, shared, sets, ways, tags
     tstats[t_prev, 0] += t_hit
     tstats[t_prev, 1] += t_miss
     tstats[t_prev, 2] += t_rs
-    counters[_LOADS] += c_ld
-    counters[_STORES] += c_st
-    counters[_HITS] += c_hit
-    counters[_MISSES] += c_miss
-    counters[_WB_IN] += c_wbin
-    counters[_EVICT] += c_ev
-    counters[_WB_OUT] += c_wbout
-    counters[_RS_MISS] += c_rs
+    add_counts(counters, c_ld, c_st, c_hit, c_miss, c_wbin, c_ev, c_wbout, c_rs)
     return i, m
 
 
