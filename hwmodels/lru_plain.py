@@ -362,7 +362,9 @@ def fused_plain(addr, length, write, core, task, flags, shift, nl, sets, shared,
     to the level below, the deepest first: a recursive simulator's order, which is also the
     order in which level-by-level replay reaches each level. The depth a fill reaches decides
     every level's hit or miss, so the kernel counts depths (per task, with and without a run
-    start) and derives the counters at the end."""
+    start) and derives the counters at the end. The four levels' steps are written out, not
+    looped over: a loop that picks the level's arrays at run time measured 1.6x slower on
+    random addresses (155 ms against 94 ms for 2 M lines)."""
     n = addr.shape[0]
     nt = tstats.shape[0]
     has_len = flags & 1
