@@ -118,57 +118,42 @@ def _interleave(task_start, task_phase, tasks, n):  # pragma: no cover - compile
     return out
 
 
-def concat(workloads: list[Workload]) -> Workload:
-    """Join workloads one after the other (phases renumbered)."""
+def concat(workloads: list[Workload], keep_accesses: bool = True) -> Workload:
+    """Join workloads one after the other (phases renumbered).
+
+    ``keep_accesses=False`` keeps only what the timing and energy models read: tasks, phases
+    and each task's number of accesses. The access columns are then read-only placeholders
+    of the right length that hold no memory (address 0, length 1, read), and
+    ``meta["accesses"]`` says so: what a streamed simulation keeps after its memory model
+    has seen each chunk's accesses."""
     if not workloads:
         raise ValueError("nothing to concatenate")
     kinds = workloads[0].op_kinds
     if any(w.op_kinds != kinds for w in workloads):
         raise ValueError("workloads disagree on op kinds")
-    acc_off = np.cumsum([0] + [w.n_accesses for w in workloads])
-    ph_off = np.cumsum([0] + [w.n_phases for w in workloads])
-    starts = [w.task_start[:-1] + o for w, o in zip(workloads, acc_off)] + [acc_off[-1:]]
-    info_keys = set.intersection(*(set(w.phase_info) for w in workloads))
-    return Workload(
-        np.concatenate([w.addr for w in workloads]),
-        np.concatenate([w.length for w in workloads]),
-        np.concatenate([w.write for w in workloads]),
-        np.concatenate(starts).astype(np.int64),
-        np.concatenate([w.task_core for w in workloads]),
-        np.concatenate([w.task_phase + o for w, o in zip(workloads, ph_off)]).astype(np.int32),
-        np.concatenate([w.ops for w in workloads]),
-        kinds, [n for w in workloads for n in w.phase_names],
-        max(w.n_cores for w in workloads),
-        {k: np.concatenate([w.phase_info[k] for w in workloads]) for k in info_keys},
-        # the first workload's meta, less what indexes its accesses (they have moved)
-        {k: v for k, v in workloads[0].meta.items() if k != "kernel_calls"},
-    )
-
-
-def tasks_only(workloads: list[Workload]) -> Workload:
-    """The workloads joined one after the other (like :func:`concat`) keeping only what the
-    timing and energy models read: tasks, phases and each task's number of accesses. The
-    access columns are read-only placeholders of the right length that hold no memory
-    (address 0, length 1, read), and ``meta["accesses"]`` says so: what a streamed
-    simulation keeps after its memory model has seen each chunk's accesses."""
-    if not workloads:
-        raise ValueError("nothing to join")
-    counts = [np.diff(w.task_start) for w in workloads]
-    n = int(sum(int(c.sum()) for c in counts))
+    counts = np.concatenate([np.diff(w.task_start) for w in workloads])
+    n = int(counts.sum())
     ph_off = np.cumsum([0] + [w.n_phases for w in workloads])
     info_keys = set.intersection(*(set(w.phase_info) for w in workloads))
-    kinds = workloads[0].op_kinds
-    if any(w.op_kinds != kinds for w in workloads):
-        raise ValueError("workloads disagree on op kinds")
+    # the first workload's meta, less what indexes its accesses (they have moved)
     meta = {k: v for k, v in workloads[0].meta.items() if k != "kernel_calls"}
-    meta["accesses"] = "not kept"
+    if keep_accesses:
+        cols = [np.concatenate([getattr(w, c) for w in workloads])
+                for c in ("addr", "length", "write")]
+    else:
+        cols = [np.broadcast_to(np.int64(0), (n,)), np.broadcast_to(np.int64(1), (n,)),
+                np.broadcast_to(np.False_, (n,))]
+        meta["accesses"] = "not kept"
     return Workload(
-        np.broadcast_to(np.int64(0), (n,)), np.broadcast_to(np.int64(1), (n,)),
-        np.broadcast_to(np.False_, (n,)),
-        np.concatenate([[0], np.cumsum(np.concatenate(counts))]).astype(np.int64),
+        *cols, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         np.concatenate([w.task_core for w in workloads]),
         np.concatenate([w.task_phase + o for w, o in zip(workloads, ph_off)]).astype(np.int32),
         np.concatenate([w.ops for w in workloads]),
         kinds, [nm for w in workloads for nm in w.phase_names],
         max(w.n_cores for w in workloads),
         {k: np.concatenate([w.phase_info[k] for w in workloads]) for k in info_keys}, meta)
+
+
+def tasks_only(workloads: list[Workload]) -> Workload:
+    """:func:`concat` without the accesses (``keep_accesses=False``)."""
+    return concat(workloads, keep_accesses=False)
