@@ -44,13 +44,16 @@ class HwResult:
         return out
 
 
-def memory_counts(workload: Workload, spec: HardwareSpec, cores: int, mode: str):
-    """(level stats, per-task lines, per-task memory lines) from the exact or fast model."""
+def memory_counts(workload: Workload, spec: HardwareSpec, cores: int, mode: str,
+                  hierarchy: CacheHierarchy | None = None):
+    """(level stats, per-task lines, per-task memory lines) from the exact or fast model.
+    ``hierarchy``: the exact model's caches to replay through, their state kept (a stream
+    replayed in chunks); by default a fresh one (:func:`exact_hierarchy`)."""
     order = workload.replay_order()
     task = workload.access_task()[order]
     core = workload.task_core[task]
     if mode == "exact":
-        h = CacheHierarchy(build_levels(spec, cores), cores=cores, line=_line(spec))
+        h = hierarchy if hierarchy is not None else exact_hierarchy(spec, cores)
         tl, tm = h.access(workload.addr[order], workload.length[order], workload.write[order],
                           core, task, n_tasks=workload.n_tasks)
         return h.stats(), tl, tm
@@ -65,6 +68,11 @@ def memory_counts(workload: Workload, spec: HardwareSpec, cores: int, mode: str)
                              line=_line(spec), sets=set_counts(caches))
         return price(prof, spec.memory, cores)
     raise HardwareError(f"unknown memory mode {mode!r}; expected 'exact' or 'fast'")
+
+
+def exact_hierarchy(spec: HardwareSpec, cores: int) -> CacheHierarchy:
+    """The exact memory model's caches of ``spec`` for ``cores`` cores, empty."""
+    return CacheHierarchy(build_levels(spec, cores), cores=cores, line=_line(spec))
 
 
 def _line(spec: HardwareSpec) -> int:

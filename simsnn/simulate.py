@@ -129,22 +129,16 @@ def _streamed(net: AnyNetwork, trace: SpikeTrace, hw: HardwareSpec, n_cores: int
     state carried from chunk to chunk, so the counters equal those of one replay); keep each
     chunk's tasks and its working set, drop its accesses. Returns the task-level workload,
     the memory model's counts and the working set."""
-    from hwmodels.cache import CacheHierarchy
-    from hwmodels.loader import build_levels
-    from hwmodels.simulate import _line
+    from hwmodels.simulate import _line, exact_hierarchy, memory_counts
     from hwmodels.workload import tasks_only
     line = _line(hw)
-    h = CacheHierarchy(build_levels(hw, n_cores), cores=n_cores, line=line)
+    h = exact_hierarchy(hw, n_cores)
     parts, tls, tms = [], [], []
     ws_total, ws_layers = 0.0, {}
     for s0 in range(0, n, chunk):
         k = min(chunk, n - s0)
         wl = lower(net, trace.subset(slice(s0, s0 + k)), n_cores, lay)
-        order = wl.replay_order()
-        task = wl.access_task()[order]
-        tl, tm = h.access(wl.addr[order], wl.length[order], wl.write[order],
-                          wl.task_core[task], task, n_tasks=wl.n_tasks)
-        del order, task
+        _, tl, tm = memory_counts(wl, hw, n_cores, "exact", hierarchy=h)
         ws = working_set(wl, line)
         ws_total += ws["bytes_per_inference"] * k
         for name, v in ws["per_layer_bytes"].items():
